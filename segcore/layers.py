@@ -1,0 +1,62 @@
+"""Shape layers shared by the model families: padding to a stride, cropping to a reference."""
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="segcore")
+class PadToMultiple(keras.layers.Layer):
+    """Zero-pad height and width at the bottom/right up to a multiple of `multiple`.
+
+    Padding at the far side only keeps pixel (0, 0) in place, so a later crop of
+    the top-left H x W window is aligned with the input.
+    """
+
+    def __init__(self, multiple, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = multiple
+
+    def call(self, inputs):
+        shape = tf.shape(inputs)
+        m = self.multiple
+        pad_h = (m - shape[1] % m) % m
+        pad_w = (m - shape[2] % m) % m
+        return tf.pad(inputs, [[0, 0], [0, pad_h], [0, pad_w], [0, 0]])
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        up = lambda n: None if n is None else -(-n // self.multiple) * self.multiple  # noqa: E731
+        return (b, up(h), up(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="segcore")
+class CropLike(keras.layers.Layer):
+    """Crop `inputs[0]` to the height and width of `inputs[1]`, starting at `offset`.
+
+    This is Caffe's `Crop` layer as the FCN reference uses it (`score_pool4c`
+    offset 5, `score_pool3c` offset 9, final `score` offset 31 for FCN-8s);
+    `offset="center"` crops the centre, as the U-Net skip connections do.
+    """
+
+    def __init__(self, offset=0, **kwargs):
+        super().__init__(**kwargs)
+        self.offset = offset
+
+    def call(self, inputs):
+        x, reference = inputs
+        target = tf.shape(reference)[1:3]
+        if self.offset == "center":
+            start = (tf.shape(x)[1:3] - target) // 2
+        else:
+            start = tf.constant([self.offset, self.offset])
+        return x[:, start[0]:start[0] + target[0], start[1]:start[1] + target[1], :]
+
+    def compute_output_shape(self, input_shapes):
+        x_shape, ref_shape = input_shapes
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "offset": self.offset}
