@@ -1,0 +1,73 @@
+"""Named FCN experiments, each stating the figure it aims at.
+
+`python -m fcn_tf.train --preset NAME` runs one; flags override its fields.
+"""
+
+from segcore.augment import AugmentConfig  # noqa: F401  (fields documented there)
+from segcore.training import TrainConfig
+
+_FCN8S = {"variant": "fcn8s", "dropout": 0.5}
+
+PRESETS = {
+    # The embedded default: no download, finishes in < 10 min on a 2-core CPU.
+    "synthetic_fcn8s": TrainConfig(
+        name="synthetic_fcn8s",
+        target="generated KITTI-like road scenes; README reports the measured val mean IoU (goal >= 0.8)",
+        model=dict(_FCN8S),
+        dataset="synthetic_road", dataset_options={"count": 200},
+        image_size=(96, 320), epochs=6, batch_size=4, optimizer="adam", learning_rate=1e-4,
+        augment={"flip": True, "brightness": 20.0, "contrast": 0.2},
+        overlays=6,
+    ),
+    # Seconds: for tests and a first look at the run directory.
+    "smoke": TrainConfig(
+        name="smoke",
+        target="pipeline check only: 2 steps on 8 generated frames",
+        model=dict(_FCN8S),
+        dataset="synthetic_road", dataset_options={"count": 8},
+        image_size=(64, 160), epochs=1, batch_size=2, steps_per_epoch=2, optimizer="adam",
+        learning_rate=1e-4, eval_max_images=2, overlays=2, weights=None,
+    ),
+    # The seeds' Udacity CarND exercise (seeds 000 and 003): FCN-8s on KITTI Road.
+    "kitti_fcn8s": TrainConfig(
+        name="kitti_fcn8s",
+        target="seeds 000/003: epochs 40, batch 16, 160x576, Adam 1e-3, keep_prob 0.5 "
+               "(they report the loss only; this run also reports KITTI MaxF/AP on val)",
+        model=dict(_FCN8S),
+        dataset="kitti_road", data_dir="data/data_road",
+        image_size=(160, 576), epochs=40, batch_size=16, optimizer="adam", learning_rate=1e-3,
+        augment={"flip": True, "scale": (0.9, 1.1), "brightness": 20.0, "contrast": 0.2},
+        weights="auto",
+    ),
+    # The paper's staged VOC training (FCN section 4.3; reference solver.prototxt):
+    # batch 1, unnormalised loss, SGD momentum 0.99, weight decay 5e-4, whole images.
+    "voc_fcn32s": TrainConfig(
+        name="voc_fcn32s",
+        target="FCN-32s, VOC: 59.4 mean IU (paper, VOC2011 val subset); 63.6 (reference repo, seg11valid)",
+        model={"variant": "fcn32s", "dropout": 0.5},
+        dataset="voc2012", data_dir="data/VOCdevkit/VOC2012", train_split="train_aug",
+        val_split="val", image_size=None, epochs=10, batch_size=1, optimizer="sgd",
+        learning_rate=1e-10, momentum=0.99, weight_decay=5e-4, loss_normalization="none",
+        weights="imagenet",
+    ),
+    "voc_fcn16s": TrainConfig(
+        name="voc_fcn16s",
+        target="FCN-16s from FCN-32s, VOC: 62.4 mean IU (paper); 65.0 (reference repo)",
+        model={"variant": "fcn16s", "dropout": 0.5},
+        dataset="voc2012", data_dir="data/VOCdevkit/VOC2012", train_split="train_aug",
+        val_split="val", image_size=None, epochs=10, batch_size=1, optimizer="sgd",
+        learning_rate=1e-12, momentum=0.99, weight_decay=5e-4, loss_normalization="none",
+        weights=None, init_from="runs/voc_fcn32s",
+    ),
+    "voc_fcn8s": TrainConfig(
+        name="voc_fcn8s",
+        target="FCN-8s from FCN-16s, VOC: 62.7 mean IU (paper), 62.2 on VOC2012 test; 65.5 (reference repo)",
+        model={"variant": "fcn8s", "dropout": 0.5},
+        dataset="voc2012", data_dir="data/VOCdevkit/VOC2012", train_split="train_aug",
+        val_split="val", image_size=None, epochs=10, batch_size=1, optimizer="sgd",
+        learning_rate=1e-14, momentum=0.99, weight_decay=5e-4, loss_normalization="none",
+        weights=None, init_from="runs/voc_fcn16s",
+    ),
+}
+
+DEFAULT_PRESET = "synthetic_fcn8s"

@@ -1,0 +1,78 @@
+"""The tf.data input pipeline: decode -> cache -> shuffle -> resize/pad -> batch -> prefetch.
+
+Decoding runs in parallel in the reader's `map`; decoded pairs are cached in
+memory (or in a file) so later epochs skip decoding; shuffling is deterministic
+under a seed; batches have the *global* batch size (a distribution strategy
+splits them across replicas); sharding serves multi-worker training.
+Augmentation is not here: it runs on the accelerator inside the training step
+(`segcore.augment`).
+"""
+
+import tensorflow as tf
+
+from segcore.data.info import IGNORE_LABEL
+from segcore.errors import ConfigError
+
+
+def resize_pair(image, labels, size):
+    """Image resized bilinearly, labels by nearest neighbour (never interpolated)."""
+    image = tf.image.resize(image, size, method="bilinear", antialias=False)
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+    labels = tf.image.resize(labels[..., None], size, method="nearest")[..., 0]
+    return image, labels
+
+
+def pad_pair(image, labels, size, ignore_label=IGNORE_LABEL, image_fill=0):
+    """Pad at the bottom/right to at least `size` (labels with the ignore label),
+    then crop the top-left `size` window."""
+    height, width = size
+    shape = tf.shape(labels)
+    pad_h, pad_w = tf.maximum(height - shape[0], 0), tf.maximum(width - shape[1], 0)
+    image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]], constant_values=image_fill)
+    labels = tf.pad(labels, [[0, pad_h], [0, pad_w]], constant_values=ignore_label)
+    return image[:height, :width], labels[:height, :width]
+
+
+def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, seed=0,
+                  cache=True, shard=None, shuffle_buffer=1024, ignore_label=IGNORE_LABEL,
+                  repeat=False):
+    """Batched pipeline of (image uint8 [B, H, W, 3], labels uint8 [B, H, W]).
+
+    Args:
+      dataset: a reader's dataset of (image, labels) at original resolution.
+      batch_size: the global batch size.
+      size: (H, W) of every batch element; None keeps the original size (then
+        every element must have the same size, or batch_size must be 1).
+      mode: "resize" (bilinear image, nearest labels) or "pad" (pad with the
+        ignore label and crop: the augmentation then scales and crops).
+      training: shuffle, and drop the last partial batch.
+      cache: True (memory), a file path, or False.
+      shard: (num_workers, worker_index) for multi-worker training, or None.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if mode not in ("resize", "pad"):
+        raise ConfigError(f"pipeline mode must be 'resize' or 'pad', got {mode!r}")
+    if shard is not None:
+        dataset = dataset.shard(*shard)
+    if cache:
+        dataset = dataset.cache("" if cache is True else cache)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if size is not None:
+        size = tuple(int(s) for s in size)
+        if mode == "resize":
+            fn = lambda i, l: resize_pair(i, l, size)  # noqa: E731
+        else:
+            fn = lambda i, l: pad_pair(i, l, size, ignore_label)  # noqa: E731
+        dataset = dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=training,
+                            num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF if shard is not None
+        else tf.data.experimental.AutoShardPolicy.DATA)
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

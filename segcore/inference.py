@@ -1,0 +1,27 @@
+"""Prediction at the labels' resolution: resize in, predict, resize probabilities back.
+
+`make_predict_fn(task, input_size)` returns a function from uint8 images
+[B, H, W, 3] of any size to float32 class probabilities [B, H, W, C] at the
+same H x W. When the network was trained on a fixed `input_size`, images are
+resized to it (bilinear) and the probabilities resized back (bilinear) before
+the argmax: labels are never resized. The same function is what the exported
+SavedModel serves.
+"""
+
+import tensorflow as tf
+
+
+def make_predict_fn(task, input_size=None):
+    """uint8 [B, H, W, 3] -> float32 probabilities [B, H, W, C] (see module doc)."""
+
+    def predict(images):
+        size = tf.shape(images)[1:3]
+        inputs = tf.cast(images, tf.float32)
+        if input_size is not None:
+            inputs = tf.image.resize(inputs, input_size, method="bilinear")
+        probabilities = tf.nn.softmax(tf.cast(task(inputs, training=False), tf.float32), axis=-1)
+        if input_size is not None:
+            probabilities = tf.image.resize(probabilities, size, method="bilinear")
+        return probabilities
+
+    return predict

@@ -1,0 +1,58 @@
+"""Mixed precision: bfloat16 on CPUs that have it, float16 with loss scaling on GPUs.
+
+Softmax, loss and metrics stay float32: every network's last layer has
+dtype float32, and the loss casts logits to float32.
+"""
+
+import logging
+
+import keras
+import tensorflow as tf
+
+from segcore.errors import ConfigError
+
+log = logging.getLogger(__name__)
+PRECISIONS = ("auto", "fp32", "mixed")
+
+
+def cpu_has_bf16():
+    """True when the CPU advertises native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_policy(precision):
+    """Keras dtype policy name for --precision auto|fp32|mixed on this machine."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "fp32":
+        return "float32"
+    if tf.config.list_logical_devices("GPU"):
+        return "mixed_float16"  # Keras compile() wraps the optimizer in LossScaleOptimizer
+    if cpu_has_bf16():
+        return "mixed_bfloat16"
+    if precision == "mixed":
+        log.warning("--precision mixed: this CPU has no native bfloat16; bf16 will be emulated and slow")
+        return "mixed_bfloat16"
+    log.info("--precision auto: no GPU and no native bfloat16 on this CPU, training in float32")
+    return "float32"
+
+
+class dtype_policy:
+    """Context manager setting the global Keras dtype policy, restoring it on exit."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.name)
+        return self
+
+    def __exit__(self, *exc):
+        keras.config.set_dtype_policy(self.previous)
+        return False

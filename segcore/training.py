@@ -1,0 +1,400 @@
+"""The one training loop: `train_and_evaluate(config, family)`.
+
+Every model family (FCN, U-Net, DeepLab) trains through this function:
+
+1. resolve the configuration and write it to ``runs/<name>/config.json``;
+2. read the dataset (`segcore.data.load`) and build the tf.data pipelines;
+3. inside `tf.distribute.MirroredStrategy` (all local GPUs, or one CPU device,
+   or the devices named in the config) build the network (`family.build`),
+   wrap it in a `SegmentationTask` (preprocessing + on-device augmentation),
+   compile it with the ignore-aware cross-entropy and the streaming
+   confusion-matrix metric, and `fit` it with checkpoints that resume an
+   interrupted run (`BackupAndRestore`), CSV and TensorBoard logs;
+4. evaluate on the validation split at the labels' original resolution, write
+   ``metrics.json``, the loss/metric curves, overlay PNGs and a SavedModel.
+
+Run directory: config.json, train.log, train_log.csv, tensorboard/, backup/ (while
+running), checkpoints/final.weights.h5 (network weights), metrics.json,
+curves.png, overlays/, saved_model/.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from segcore import data as datasets
+from segcore.augment import AugmentConfig, Augmenter
+from segcore.data import images as image_io
+from segcore.data.pipeline import make_pipeline
+from segcore.errors import ConfigError, DataError
+from segcore.export import export_saved_model
+from segcore.inference import make_predict_fn
+from segcore.losses import SegmentationCrossEntropy
+from segcore.metrics import ConfusionMatrixMetric, road_scores, segmentation_scores
+from segcore.metrics import confusion_matrix as confusion_matrix_fn
+from segcore.precision import dtype_policy, resolve_policy
+from segcore.task import SegmentationTask
+from segcore.visualize import overlay, plot_curves, side_by_side
+
+log = logging.getLogger("segcore.training")
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("fixed", "poly")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a run needs; written to the run directory as config.json."""
+
+    name: str = "run"
+    target: str = ""                       # the paper/seed figure this preset aims at
+    family: str = "fcn"
+    model: dict = dataclasses.field(default_factory=dict)  # builder keyword arguments
+    dataset: str = "synthetic_road"
+    data_dir: Optional[str] = None
+    dataset_options: dict = dataclasses.field(default_factory=dict)
+    train_split: str = "train"
+    val_split: str = "val"
+    image_size: Optional[tuple] = (160, 576)  # (H, W) of training batches; None = original
+    pipeline_mode: str = "resize"           # "resize" or "pad" (pad with ignore, crop)
+    epochs: int = 10
+    batch_size: int = 8                     # global batch size
+    steps_per_epoch: Optional[int] = None
+    validation_steps: Optional[int] = None
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "fixed"
+    poly_power: float = 0.9
+    loss_normalization: str = "valid"
+    class_weights: Optional[list] = None
+    augment: dict = dataclasses.field(default_factory=dict)  # AugmentConfig fields
+    weights: str = "auto"
+    init_from: Optional[str] = None
+    precision: str = "auto"
+    jit_compile: bool = False
+    devices: Optional[list] = None
+    seed: int = 0
+    cache: bool = True
+    runs_dir: str = "runs"
+    overlays: int = 6
+    eval_max_images: Optional[int] = None
+    export: bool = True
+    verbose: object = "auto"
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, default=list)
+
+
+@dataclasses.dataclass
+class ModelFamily:
+    """What the engine needs from a model family.
+
+    build(config, num_classes) -> (network, notes): called inside the strategy
+      scope; `notes` (dict) are recorded in config.json (e.g. which weights were used).
+    preprocess: raw RGB [0, 255] -> network input.
+    image_fill: RGB of padding pixels in augmentation (the network's mean colour).
+    make_predict_fn(task, config) -> uint8 images -> probabilities (default:
+      resize to config.image_size and back).
+    """
+
+    name: str
+    build: Callable
+    preprocess: Callable
+    image_fill: tuple = (0.0, 0.0, 0.0)
+    make_predict_fn: Optional[Callable] = None
+
+
+def make_strategy(devices=None):
+    """MirroredStrategy over `devices`, all local GPUs, or the one CPU device."""
+    if devices:
+        return tf.distribute.MirroredStrategy(list(devices))
+    if tf.config.list_logical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.MirroredStrategy(["/cpu:0"])
+
+
+def make_optimizer(config, total_steps):
+    if config.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
+    if config.schedule not in SCHEDULES:
+        raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}; got {config.schedule!r}")
+    if config.learning_rate <= 0:
+        raise ConfigError(f"--learning-rate must be > 0, got {config.learning_rate}")
+    rate = config.learning_rate
+    if config.schedule == "poly":
+        rate = keras.optimizers.schedules.PolynomialDecay(
+            config.learning_rate, decay_steps=max(total_steps, 1), end_learning_rate=0.0,
+            power=config.poly_power)
+    decay = config.weight_decay or None
+    if config.optimizer == "adam":
+        optimizer = keras.optimizers.Adam(rate, weight_decay=decay)
+    else:
+        optimizer = keras.optimizers.SGD(rate, momentum=config.momentum, weight_decay=decay)
+    if decay:
+        # Decoupled decay on kernels only: biases are not decayed (Caffe decay_mult 0).
+        optimizer.exclude_from_weight_decay(var_names=["bias", "beta", "gamma"])
+    return optimizer
+
+
+def load_network_weights_by_name(network, run_dir, build_network):
+    """Copy weights of same-named, same-shaped layers from a finished run (staged training).
+
+    FCN-16s starts from FCN-32s and FCN-8s from FCN-16s this way: the VGG layers and
+    `score_fr` carry over; the new skip layers keep their zero/bilinear initialisation.
+    Returns the names of the copied layers.
+    """
+    config_path = os.path.join(run_dir, "config.json")
+    weights_path = os.path.join(run_dir, "checkpoints", "final.weights.h5")
+    for path in (config_path, weights_path):
+        if not os.path.isfile(path):
+            raise ConfigError(f"--init-from {run_dir}: missing {path} (not a finished run directory)")
+    with open(config_path) as f:
+        previous = json.load(f)
+    source = build_network(previous)
+    source.load_weights(weights_path)
+    copied = []
+    for layer in network.layers:
+        try:
+            other = source.get_layer(layer.name)
+        except ValueError:
+            continue
+        mine, theirs = layer.get_weights(), other.get_weights()
+        if mine and len(mine) == len(theirs) and all(a.shape == b.shape for a, b in zip(mine, theirs)):
+            layer.set_weights(theirs)
+            copied.append(layer.name)
+    if not copied:
+        raise ConfigError(f"--init-from {run_dir}: no layer of that network matches this one")
+    return copied
+
+
+def _check_num_classes(config, info):
+    requested = config.model.get("num_classes")
+    if requested is not None and requested != info.num_classes:
+        raise ConfigError(
+            f"num_classes={requested} is inconsistent with dataset {info.name!r}, "
+            f"which has {info.num_classes} classes ({', '.join(info.class_names)})"
+        )
+    return info.num_classes
+
+
+def check_labels(dataset, num_classes, ignore_label, name):
+    """In-graph check: every label is < num_classes or the ignore label."""
+
+    def check(image, labels):
+        bad = tf.logical_and(tf.cast(labels, tf.int32) >= num_classes,
+                             tf.cast(labels, tf.int32) != ignore_label)
+        values = tf.unique(tf.reshape(tf.boolean_mask(labels, bad), [-1]))[0][:8]
+        assertion = image_io.assert_that(
+            tf.logical_not(tf.reduce_any(bad)),
+            "DataError: ", name, ": label values ",
+            tf.strings.reduce_join(tf.strings.as_string(values), separator=","),
+            f" are >= num_classes={num_classes} and not the ignore label {ignore_label}",
+        )
+        with tf.control_dependencies([assertion]):
+            return tf.identity(image), tf.identity(labels)
+
+    return dataset.map(check, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def load_split(config, split, num_classes, info):
+    options = dict(config.dataset_options)
+    if config.dataset in datasets.GENERATED and config.image_size is not None:
+        options.setdefault("size", tuple(config.image_size))
+    raw = datasets.load(config.dataset, config.data_dir, split, **options)
+    return check_labels(raw, num_classes, info.ignore_label, f"{config.dataset}/{split}")
+
+
+def _setup_logging(run_dir):
+    handler = logging.FileHandler(os.path.join(run_dir, "train.log"))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if not any(isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+               for h in root.handlers):
+        stream = logging.StreamHandler()
+        stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(stream)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+def train_and_evaluate(config, family):
+    """Train `family`'s network as `config` says; return the final metrics dict."""
+    run_dir = os.path.abspath(os.path.join(config.runs_dir, config.name))
+    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+    handler = _setup_logging(run_dir)
+    try:
+        return _train(config, family, run_dir)
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+
+def _train(config, family, run_dir):
+    started = time.time()
+    keras.utils.set_random_seed(config.seed)
+    info = datasets.info(config.dataset)
+    num_classes = _check_num_classes(config, info)
+    if config.dataset in datasets.GENERATED:
+        log.warning("dataset %s: training on procedurally generated data (no download); "
+                    "pass --dataset and --data-dir for a real dataset", config.dataset)
+    augment = AugmentConfig(**config.augment)
+    policy = resolve_policy(config.precision)
+    strategy = make_strategy(config.devices)
+    log.info("run %s: %s on %s, %d replica(s), dtype policy %s", config.name, family.name,
+             config.dataset, strategy.num_replicas_in_sync, policy)
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"--batch-size {config.batch_size} is not divisible by the "
+                          f"{strategy.num_replicas_in_sync} replicas")
+
+    train_raw = load_split(config, config.train_split, num_classes, info)
+    val_raw = load_split(config, config.val_split, num_classes, info)
+    pipeline = dict(size=config.image_size, mode=config.pipeline_mode, seed=config.seed,
+                    cache=config.cache, ignore_label=info.ignore_label)
+    train_data = make_pipeline(train_raw, config.batch_size, training=True, **pipeline)
+    val_data = make_pipeline(val_raw, config.batch_size, training=False, **pipeline)
+    steps = config.steps_per_epoch or _count_batches(train_data, run_dir)
+    if steps == 0:
+        raise DataError(f"{config.dataset}/{config.train_split}: fewer pairs than one batch "
+                        f"of {config.batch_size}")
+
+    resolved = {"dtype_policy": policy, "replicas": strategy.num_replicas_in_sync,
+                "num_classes": num_classes, "steps_per_epoch": steps}
+    with dtype_policy(policy), strategy.scope():
+        network, notes = family.build(config, num_classes)
+        resolved.update(notes)
+        if config.init_from:
+            copied = load_network_weights_by_name(
+                network, config.init_from, lambda c: family.build(_from_json(c), num_classes)[0])
+            resolved["init_from_layers"] = copied
+            log.info("--init-from %s: copied %d layers", config.init_from, len(copied))
+        task = SegmentationTask(network, family.preprocess,
+                                Augmenter(augment, info.ignore_label, family.image_fill)
+                                if augment.geometric or augment.photometric or augment.elastic_sigma
+                                else None)
+        task.compile(
+            optimizer=make_optimizer(config, steps * config.epochs),
+            loss=SegmentationCrossEntropy(num_classes, info.ignore_label, config.class_weights,
+                                          config.loss_normalization),
+            metrics=[ConfusionMatrixMetric(num_classes, info.ignore_label)],
+            jit_compile=config.jit_compile,
+        )
+    _write_config(run_dir, config, resolved)
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
+    ]
+    try:
+        history = task.fit(
+            train_data.repeat() if config.steps_per_epoch else train_data,
+            validation_data=val_data, epochs=config.epochs,
+            steps_per_epoch=config.steps_per_epoch, validation_steps=config.validation_steps,
+            callbacks=callbacks, verbose=config.verbose,
+        )
+    except tf.errors.OpError as error:
+        raise image_io.data_error_from(error, f"{config.dataset}: ") from None
+    network.save_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))
+
+    predict_fn = (family.make_predict_fn(task, config) if family.make_predict_fn
+                  else make_predict_fn(task, config.image_size))
+    predict = tf.function(predict_fn, reduce_retracing=True)
+    try:
+        metrics = evaluate_split(predict, val_raw, info, num_classes, config.eval_max_images,
+                                 overlays=config.overlays, overlay_dir=os.path.join(run_dir, "overlays"))
+    except tf.errors.OpError as error:
+        raise image_io.data_error_from(error, f"{config.dataset}: ") from None
+    metrics["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    metrics["train_seconds"] = time.time() - started
+    plot_curves(history.history, os.path.join(run_dir, "curves.png"), title=config.name)
+    if config.export:
+        export_saved_model(os.path.join(run_dir, "saved_model"), predict_fn, network.variables,
+                           num_classes, info.class_names, info.palette, info.ignore_label)
+    with open(os.path.join(run_dir, "metrics.json"), "w") as f:
+        json.dump(_jsonable(metrics), f, indent=2)
+    log.info("run %s finished in %.0f s: validation mean IoU %.4f, pixel accuracy %.4f",
+             config.name, time.time() - started, metrics["mean_iou"], metrics["pixel_accuracy"])
+    return metrics
+
+
+def evaluate_split(predict, dataset, info, num_classes, max_images=None, overlays=0,
+                   overlay_dir=None):
+    """Scores of `predict` (uint8 [1, H, W, 3] -> probabilities) over a raw dataset.
+
+    Each image is predicted at its own resolution (the predict function resizes
+    internally if the network needs it); labels are never resized.
+    """
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    road = info.class_names == ("not_road", "road")
+    road_probabilities, road_labels = [], []
+    if overlays and overlay_dir:
+        os.makedirs(overlay_dir, exist_ok=True)
+    for index, (image, labels) in enumerate(dataset):
+        if max_images is not None and index >= max_images:
+            break
+        probabilities = predict(image[None])[0]
+        class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        confusion += confusion_matrix_fn(labels, class_ids, num_classes, info.ignore_label).numpy()
+        if road:
+            road_probabilities.append(probabilities[..., 1].numpy().ravel())
+            road_labels.append(labels.numpy().ravel())
+        if index < overlays and overlay_dir:
+            painted = overlay(image.numpy(), class_ids.numpy(), info.palette,
+                              classes=(1,) if road else None)
+            truth = overlay(image.numpy(), labels.numpy(), info.palette,
+                            classes=(1,) if road else None)
+            keras.utils.save_img(os.path.join(overlay_dir, f"val_{index:03d}.png"),
+                                 side_by_side(painted, truth), scale=False)
+    scores = segmentation_scores(confusion)
+    scores["confusion_matrix"] = confusion.tolist()
+    scores["class_names"] = list(info.class_names)
+    if road and road_labels:
+        scores["road"] = road_scores(np.concatenate(road_probabilities), np.concatenate(road_labels),
+                                     ignore_label=info.ignore_label)
+    return scores
+
+
+def _count_batches(dataset, run_dir):
+    count = dataset.cardinality().numpy()
+    if count >= 0:
+        return int(count)
+    return int(dataset.reduce(0, lambda n, _: n + 1).numpy())
+
+
+def _from_json(previous):
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in previous.items() if k in fields})
+
+
+def _write_config(run_dir, config, resolved):
+    document = json.loads(config.to_json())
+    document["resolved"] = resolved
+    with open(os.path.join(run_dir, "config.json"), "w") as f:
+        json.dump(document, f, indent=2)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
