@@ -14,7 +14,7 @@ import sys
 
 from segcore import cli
 from segcore.errors import ConfigError
-from segcore.training import ModelFamily
+from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
 
 from fcn_tf.model import build_fcn
 from fcn_tf.presets import DEFAULT_PRESET, PRESETS

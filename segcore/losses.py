@@ -11,6 +11,12 @@ each pixel's loss. Normalisation:
   `loss_param { normalize: false }` used by the FCN nets with lr 1e-10...1e-14.
 
 Logits are cast to float32 first, so the loss stays float32 under mixed precision.
+
+Under a distribution strategy, "valid" divides each replica's sum by the summed
+weight of the *global* batch (an all-reduce), and replicas' gradients are
+summed: the result is exactly the single-device mean over the global batch,
+however the ignored pixels fall between replicas. "none" needs no scaling (a
+sum of per-replica sums is the global sum).
 """
 
 import keras
@@ -66,7 +72,11 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         total = tf.reduce_sum(pixel_loss * weights)
         if self.normalization == "none":
             return total
-        return tf.math.divide_no_nan(total, tf.reduce_sum(weights))
+        weight_sum = tf.reduce_sum(weights)
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            weight_sum = replica.all_reduce(tf.distribute.ReduceOp.SUM, weight_sum)
+        return tf.math.divide_no_nan(total, weight_sum)
 
     def call(self, y_true, y_pred):
         return self.compute(y_true, y_pred)

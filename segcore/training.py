@@ -230,19 +230,22 @@ def _setup_logging(run_dir):
     return handler
 
 
-def train_and_evaluate(config, family):
-    """Train `family`'s network as `config` says; return the final metrics dict."""
+def train_and_evaluate(config, family, callbacks=()):
+    """Train `family`'s network as `config` says; return the final metrics dict.
+
+    `callbacks` are extra Keras callbacks (after the engine's own).
+    """
     run_dir = os.path.abspath(os.path.join(config.runs_dir, config.name))
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
     handler = _setup_logging(run_dir)
     try:
-        return _train(config, family, run_dir)
+        return _train(config, family, run_dir, list(callbacks))
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
 
 
-def _train(config, family, run_dir):
+def _train(config, family, run_dir, extra_callbacks):
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     info = datasets.info(config.dataset)
@@ -297,7 +300,7 @@ def _train(config, family, run_dir):
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
-    ]
+    ] + extra_callbacks
     try:
         history = task.fit(
             train_data.repeat() if config.steps_per_epoch else train_data,

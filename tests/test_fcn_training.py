@@ -1,0 +1,122 @@
+"""Training FCN through the shared engine: a step lowers the loss, 2 replicas = 1,
+mixed precision = fp32, and the main job's run directory."""
+
+import json
+import os
+
+import numpy as np
+import keras
+import pytest
+import tensorflow as tf
+
+from fcn_tf import build_fcn, preprocess
+from fcn_tf import train as fcn_train
+from segcore.data import synthetic
+from segcore.losses import SegmentationCrossEntropy
+from segcore.precision import dtype_policy
+from segcore.task import SegmentationTask
+
+
+def road_batch(count=4, size=(64, 96)):
+    images, labels = synthetic.road_scenes_arrays("train", size=size, count=count, seed=3)
+    return images, labels
+
+
+def compiled_task(network, optimizer):
+    task = SegmentationTask(network, preprocess)
+    task.compile(optimizer=optimizer, loss=SegmentationCrossEntropy(2))
+    return task
+
+
+def test_training_steps_lower_the_loss():
+    images, labels = road_batch()
+    task = compiled_task(build_fcn("fcn8s", 2, dropout=0.0), keras.optimizers.Adam(1e-4))
+    before = float(task.test_on_batch(images, labels))
+    assert before == pytest.approx(np.log(2), abs=1e-6)  # zero-initialised score layers
+    for _ in range(3):
+        task.train_on_batch(images, labels)
+    after = float(task.test_on_batch(images, labels))
+    assert after < before - 0.05
+
+
+def test_two_replicas_give_the_same_step_as_one(two_replica_strategy, tmp_path):
+    images, labels = road_batch(count=4, size=(32, 64))
+    labels[0, :20] = 255  # ignored pixels fall unevenly between the two replicas
+    initial = str(tmp_path / "initial.weights.h5")
+    build_fcn("fcn8s", 2, dropout=0.0, name="init").save_weights(initial)
+
+    def one_step(strategy):
+        with strategy.scope():
+            network = build_fcn("fcn8s", 2, dropout=0.0)
+            network.load_weights(initial)
+            task = compiled_task(network, keras.optimizers.SGD(0.01, momentum=0.9))
+        data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+        task.fit(data, epochs=2, verbose=0)
+        return {name: network.get_layer(name).get_weights()[0]
+                for name in ("conv1_1", "fc7", "score_fr", "score_pool3", "upscore2")}
+
+    single = one_step(tf.distribute.MirroredStrategy(["/cpu:0"]))
+    double = one_step(two_replica_strategy)
+    for name in single:
+        change = np.abs(single[name]).max()
+        np.testing.assert_allclose(double[name], single[name], atol=1e-5 * max(change, 1.0),
+                                   err_msg=name)
+    assert np.abs(single["score_fr"]).max() > 0  # the step did move the weights
+
+
+def test_mixed_precision_matches_fp32_loss():
+    images, labels = road_batch(count=2, size=(32, 64))
+    losses = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.utils.set_random_seed(7)
+        with dtype_policy(policy):
+            network = build_fcn("fcn8s", 2, dropout=0.0)
+            task = compiled_task(network, keras.optimizers.Adam(1e-4))
+            expected = "bfloat16" if policy.startswith("mixed") else "float32"
+            assert network.get_layer("fc6").compute_dtype == expected
+            for _ in range(3):
+                task.train_on_batch(images, labels)
+            losses[policy] = float(task.test_on_batch(images, labels))
+            assert task(images).dtype == "float32"
+    assert losses["mixed_bfloat16"] == pytest.approx(losses["float32"], rel=0.05)
+    assert losses["float32"] < np.log(2) - 0.02
+
+
+@pytest.mark.slow
+def test_main_job_writes_the_run_directory(tmp_path):
+    status = fcn_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path)])
+    assert status == 0
+    run = tmp_path / "smoke"
+    for name in ("config.json", "metrics.json", "curves.png", "train_log.csv", "train.log",
+                 "checkpoints/final.weights.h5", "saved_model/saved_model.pb",
+                 "overlays/val_000.png", "overlays/val_001.png"):
+        assert (run / name).exists(), name
+    assert os.listdir(run / "tensorboard")
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["variant"] == "fcn8s" and config["image_size"] == [64, 160]
+    assert config["resolved"]["weights_used"].startswith("none")
+    metrics = json.loads((run / "metrics.json").read_text())
+    confusion = np.array(metrics["confusion_matrix"])
+    assert confusion.sum() == 2 * 64 * 160  # eval_max_images=2 at the generated size
+    assert metrics["pixel_accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    assert set(metrics["road"]) == {"max_f", "ap", "precision", "recall", "fpr", "fnr", "threshold"}
+    assert "val_mean_iou" in metrics["history"] and len(metrics["history"]["loss"]) == 1
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            raise KeyboardInterrupt("simulated interruption after epoch 1")
+
+
+@pytest.mark.slow
+def test_interrupted_run_resumes_from_its_backup(tmp_path):
+    config = fcn_train.PRESETS["smoke"].replace(
+        runs_dir=str(tmp_path), epochs=2, export=False, overlays=0, optimizer="sgd")
+    with pytest.raises(KeyboardInterrupt):
+        fcn_train.train_and_evaluate(config, fcn_train.FAMILY, callbacks=[_Interrupt()])
+    assert os.listdir(tmp_path / "smoke" / "backup")
+    metrics = fcn_train.train_and_evaluate(config, fcn_train.FAMILY)
+    assert len(metrics["history"]["loss"]) == 1  # only epoch 2 was run again
+    rows = (tmp_path / "smoke" / "train_log.csv").read_text().strip().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1"]
