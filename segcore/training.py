@@ -77,6 +77,7 @@ class TrainConfig:
     loss_normalization: str = "valid"
     class_weights: Optional[list] = None
     augment: dict = dataclasses.field(default_factory=dict)  # AugmentConfig fields
+    weight_map: dict = dataclasses.field(default_factory=dict)  # family.weight_map kwargs; {} = off
     weights: str = "auto"
     init_from: Optional[str] = None
     precision: str = "auto"
@@ -107,6 +108,9 @@ class ModelFamily:
     image_fill: RGB of padding pixels in augmentation (the network's mean colour).
     make_predict_fn(task, config) -> uint8 images -> probabilities (default:
       resize to config.image_size and back).
+    weight_map(labels [H, W] numpy, **config.weight_map) -> float32 [H, W]: per-pixel
+      loss weights (U-Net's border weights), computed once per training label and
+      cached with it; used when config.weight_map is not empty.
     """
 
     name: str
@@ -114,6 +118,21 @@ class ModelFamily:
     preprocess: Callable
     image_fill: tuple = (0.0, 0.0, 0.0)
     make_predict_fn: Optional[Callable] = None
+    weight_map: Optional[Callable] = None
+
+
+def with_weight_maps(dataset, weight_map, options):
+    """(image, labels) -> (image, labels, weights) with `weight_map(labels, **options)`."""
+
+    def compute(labels):
+        return np.asarray(weight_map(labels, **options), np.float32)
+
+    def add(image, labels):
+        weights = tf.numpy_function(compute, [labels], tf.float32, stateful=False)
+        weights.set_shape(labels.shape)
+        return image, labels, weights
+
+    return dataset.map(add, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def make_strategy(devices=None):
@@ -263,6 +282,10 @@ def _train(config, family, run_dir, extra_callbacks):
                           f"{strategy.num_replicas_in_sync} replicas")
 
     train_raw = load_split(config, config.train_split, num_classes, info)
+    if config.weight_map:
+        if family.weight_map is None:
+            raise ConfigError(f"weight_map: the {family.name} family has no per-pixel weight map")
+        train_raw = with_weight_maps(train_raw, family.weight_map, config.weight_map)
     val_raw = load_split(config, config.val_split, num_classes, info)
     pipeline = dict(size=config.image_size, mode=config.pipeline_mode, seed=config.seed,
                     cache=config.cache, ignore_label=info.ignore_label)

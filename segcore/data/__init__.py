@@ -18,12 +18,15 @@ from segcore.errors import DataError
 READERS = {
     "kitti_road": ("segcore.data.kitti_road", "INFO", "read", True),
     "voc2012": ("segcore.data.voc2012", "INFO", "read", True),
+    "sbd": ("segcore.data.sbd", "INFO", "read", True),
     "isbi2012": ("segcore.data.isbi2012", "INFO", "read", True),
     "camvid": ("segcore.data.camvid", "INFO", "read", True),
     "cityscapes": ("segcore.data.cityscapes", "INFO", "read", True),
     "oxford_iiit_pet": ("segcore.data.oxford_pet", "INFO", "read", True),
     "folder": ("segcore.data.folder", "INFO", "read", True),
     "synthetic_road": ("segcore.data.synthetic", "ROAD_INFO", "road_scenes", False),
+    "synthetic_membranes": ("segcore.data.synthetic_membranes", "INFO", "read", False),
+    "synthetic_shapes": ("segcore.data.synthetic_shapes", "INFO", "read", False),
 }
 
 GENERATED = tuple(name for name, spec in READERS.items() if not spec[3])

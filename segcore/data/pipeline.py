@@ -14,32 +14,40 @@ from segcore.data.info import IGNORE_LABEL
 from segcore.errors import ConfigError
 
 
-def resize_pair(image, labels, size):
-    """Image resized bilinearly, labels by nearest neighbour (never interpolated)."""
+def resize_pair(image, labels, size, weights=None):
+    """Image resized bilinearly, labels by nearest neighbour (never interpolated);
+    an optional per-pixel weight map [H, W] bilinearly."""
     image = tf.image.resize(image, size, method="bilinear", antialias=False)
     image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
     labels = tf.image.resize(labels[..., None], size, method="nearest")[..., 0]
-    return image, labels
+    if weights is None:
+        return image, labels
+    return image, labels, tf.image.resize(weights[..., None], size, method="bilinear")[..., 0]
 
 
-def pad_pair(image, labels, size, ignore_label=IGNORE_LABEL, image_fill=0):
-    """Pad at the bottom/right to at least `size` (labels with the ignore label),
-    then crop the top-left `size` window."""
+def pad_pair(image, labels, size, ignore_label=IGNORE_LABEL, image_fill=0, weights=None):
+    """Pad at the bottom/right to at least `size` (labels with the ignore label,
+    weights with 0), then crop the top-left `size` window."""
     height, width = size
     shape = tf.shape(labels)
     pad_h, pad_w = tf.maximum(height - shape[0], 0), tf.maximum(width - shape[1], 0)
     image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]], constant_values=image_fill)
     labels = tf.pad(labels, [[0, pad_h], [0, pad_w]], constant_values=ignore_label)
-    return image[:height, :width], labels[:height, :width]
+    if weights is None:
+        return image[:height, :width], labels[:height, :width]
+    weights = tf.pad(weights, [[0, pad_h], [0, pad_w]])
+    return image[:height, :width], labels[:height, :width], weights[:height, :width]
 
 
 def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, seed=0,
                   cache=True, shard=None, shuffle_buffer=1024, ignore_label=IGNORE_LABEL,
                   repeat=False):
-    """Batched pipeline of (image uint8 [B, H, W, 3], labels uint8 [B, H, W]).
+    """Batched pipeline of (image uint8 [B, H, W, 3], labels uint8 [B, H, W]
+    [, weights float32 [B, H, W]]).
 
     Args:
-      dataset: a reader's dataset of (image, labels) at original resolution.
+      dataset: a reader's dataset of (image, labels) at original resolution, or
+        of (image, labels, per-pixel weights).
       batch_size: the global batch size.
       size: (H, W) of every batch element; None keeps the original size (then
         every element must have the same size, or batch_size must be 1).
@@ -62,9 +70,9 @@ def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, 
     if size is not None:
         size = tuple(int(s) for s in size)
         if mode == "resize":
-            fn = lambda i, l: resize_pair(i, l, size)  # noqa: E731
+            fn = lambda i, l, w=None: resize_pair(i, l, size, w)  # noqa: E731
         else:
-            fn = lambda i, l: pad_pair(i, l, size, ignore_label)  # noqa: E731
+            fn = lambda i, l, w=None: pad_pair(i, l, size, ignore_label, weights=w)  # noqa: E731
         dataset = dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         dataset = dataset.repeat()
