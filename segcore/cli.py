@@ -84,9 +84,10 @@ def parse_config(argv, presets, default_preset, parser):
             model[key[len("model."):]] = value
         else:
             changes[key] = tuple(value) if key == "image_size" else value
-    if "dataset" in changes and "data_dir" not in changes and changes["dataset"] != config.dataset:
+    if "dataset" in changes and changes["dataset"] != config.dataset:
+        # The preset's data location and reader options belong to its own dataset.
         changes.setdefault("data_dir", None)
-        changes.setdefault("dataset_options", {})
+        changes["dataset_options"] = {}
     if changes.get("weights") == "none":
         changes["weights"] = None
     return dataclasses.replace(config, model=model, **changes)

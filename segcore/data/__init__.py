@@ -51,6 +51,14 @@ def info(name):
 def load(name, data_dir=None, split="train", **options):
     """`tf.data.Dataset` of (image uint8 [H, W, 3], labels uint8 [H, W]) of one split."""
     _, read, needs_dir = _reader(name)
+    import inspect
+
+    accepted = inspect.signature(read).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise DataError(f"dataset {name!r} takes no option(s) {', '.join(unknown)}; "
+                            f"it takes {', '.join(list(accepted)[2 if needs_dir else 1:]) or 'none'}")
     if needs_dir:
         if not data_dir:
             raise DataError(f"dataset {name!r} needs --data-dir (where its files are)")

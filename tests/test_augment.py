@@ -1,0 +1,88 @@
+"""On-device joint augmentation: one draw for image and mask, masks never interpolated."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy.ndimage import binary_erosion
+
+from segcore.augment import AugmentConfig, Augmenter
+
+
+def batch(seed=0, count=6, size=(40, 60), classes=3):
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, classes, (count, size[0] // 10 + 1, size[1] // 10 + 1))
+    labels = np.repeat(np.repeat(coarse, 10, axis=1), 10, axis=2)[:, :size[0], :size[1]]
+    labels = labels.astype(np.uint8)  # 10x10 blocks: interiors survive interpolation
+    # The image encodes its label (class k -> grey 60 k + 30), so they must move together.
+    images = np.repeat((labels.astype(np.float32) * 60 + 30)[..., None], 3, axis=-1).astype(np.uint8)
+    return images, labels
+
+
+def test_all_off_is_the_identity():
+    images, labels = batch()
+    out_images, out_labels, weights = Augmenter(AugmentConfig())(images, labels)
+    np.testing.assert_array_equal(np.asarray(out_images), images)
+    np.testing.assert_array_equal(np.asarray(out_labels), labels)
+    assert weights is None
+
+
+def test_flip_is_exact_and_shared_by_image_mask_and_weights():
+    tf.random.set_seed(4)
+    images, labels = batch(count=16)
+    weights = labels.astype(np.float32) + 0.5
+    out_images, out_labels, out_weights = Augmenter(AugmentConfig(flip=True))(images, labels, weights)
+    flipped = 0
+    for i in range(16):
+        got = np.asarray(out_labels[i])
+        if np.array_equal(got, labels[i, :, ::-1]):
+            flipped += 1
+            np.testing.assert_array_equal(np.asarray(out_images[i]), images[i, :, ::-1])
+            np.testing.assert_allclose(np.asarray(out_weights[i]), weights[i, :, ::-1])
+        else:
+            np.testing.assert_array_equal(got, labels[i])
+    assert 0 < flipped < 16
+
+
+def test_zoom_out_pads_masks_with_the_ignore_label_and_images_with_the_fill():
+    images, labels = batch(count=2)
+    fill = (10.0, 20.0, 30.0)
+    augment = Augmenter(AugmentConfig(scale=(0.5, 0.5)), ignore_label=255, image_fill=fill)
+    out_images, out_labels, _ = augment(images, labels)
+    out_labels = np.asarray(out_labels)
+    assert np.mean(out_labels == 255) == pytest.approx(0.75, abs=0.02)  # 1/2 x 1/2 remains
+    # Away from the image edge (where the bilinear image blends in), padding is the fill.
+    outside = binary_erosion(out_labels == 255, iterations=2, structure=np.ones((1, 3, 3)))
+    np.testing.assert_allclose(np.asarray(out_images)[outside], np.tile(fill, (outside.sum(), 1)),
+                               atol=1e-4)
+
+
+def test_scale_rotation_keeps_label_set_and_moves_image_with_mask():
+    tf.random.set_seed(0)
+    images, labels = batch(count=8, classes=3)
+    augment = Augmenter(AugmentConfig(scale=(0.5, 2.0), rotation=15, flip=True), ignore_label=255)
+    out_images, out_labels, _ = augment(images, labels)
+    out_images, out_labels = np.asarray(out_images), np.asarray(out_labels)
+    assert set(np.unique(out_labels)) <= {0, 1, 2, 255}
+    # Nearest-neighbour masks vs bilinear images: inside label regions the image must
+    # still show that label's grey level (up to interpolation at region borders).
+    for k in range(3):
+        grey = out_images[..., 0][out_labels == k]
+        assert np.median(grey) == pytest.approx(60 * k + 30, abs=1)
+
+
+def test_photometric_jitter_touches_images_only_and_stays_in_range():
+    images, labels = batch(count=4)
+    augment = Augmenter(AugmentConfig(brightness=40.0, contrast=0.5, saturation=0.5))
+    out_images, out_labels, _ = augment(images, labels)
+    np.testing.assert_array_equal(np.asarray(out_labels), labels)
+    out_images = np.asarray(out_images)
+    assert out_images.min() >= 0 and out_images.max() <= 255
+    assert not np.allclose(out_images, images)
+
+
+def test_runs_in_a_compiled_function_with_dynamic_sizes():
+    augment = tf.function(Augmenter(AugmentConfig(scale=(0.75, 1.5), flip=True)), reduce_retracing=True)
+    for size in ((32, 48), (17, 23)):
+        images, labels = batch(count=2, size=size)
+        out_images, out_labels, _ = augment(images, labels)
+        assert out_images.shape[1:3] == size and out_labels.shape[1:] == size
