@@ -19,6 +19,7 @@ import os
 import keras
 
 from segcore.errors import ConfigError
+from segcore.layers import PatchConv2D
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ def vgg16_encoder(x, geometry="aligned", dropout=0.5):
         x = keras.layers.MaxPooling2D(2, 2, padding="same", name=f"pool{block}")(x)
         features[2 ** block] = x
     fc6_padding = "valid" if geometry == "caffe" else "same"
-    x = keras.layers.Conv2D(4096, 7, padding=fc6_padding, activation="relu", name="fc6")(x)
+    # fc6 as im2col + GEMM: same weights and results as Conv2D, far faster gradient.
+    x = PatchConv2D(4096, 7, padding=fc6_padding, activation="relu", name="fc6")(x)
     x = keras.layers.Dropout(dropout, name="drop6")(x)
     x = keras.layers.Conv2D(4096, 1, activation="relu", name="fc7")(x)
     x = keras.layers.Dropout(dropout, name="drop7")(x)

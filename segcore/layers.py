@@ -60,3 +60,30 @@ class CropLike(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "offset": self.offset}
+
+
+@keras.saving.register_keras_serializable(package="segcore")
+class PatchConv2D(keras.layers.Conv2D):
+    """`Conv2D` computed as patch extraction + one matrix product (im2col + GEMM).
+
+    Same weights, configuration and results as `keras.layers.Conv2D` (stride 1,
+    no dilation). For a large kernel on a small map, FCN's `fc6` (7x7x512 -> 4096
+    on a pool5 of a few pixels), TensorFlow's CPU filter gradient takes several
+    seconds per step where the GEMM takes a fraction (benchmarks/bench_fcn.py).
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if tuple(self.strides) != (1, 1) or tuple(self.dilation_rate) != (1, 1):
+            raise ValueError("PatchConv2D supports strides 1 and dilation 1 only")
+
+    def convolution_op(self, inputs, kernel):
+        kh, kw, cin, cout = kernel.shape
+        patches = tf.image.extract_patches(
+            inputs, sizes=[1, kh, kw, 1], strides=[1, 1, 1, 1], rates=[1, 1, 1, 1],
+            padding=self.padding.upper(),
+        )
+        shape = tf.shape(patches)
+        flat = tf.reshape(patches, [-1, kh * kw * cin])
+        outputs = tf.matmul(flat, tf.reshape(kernel, [kh * kw * cin, cout]))
+        return tf.reshape(outputs, tf.concat([shape[:3], [cout]], axis=0))

@@ -164,3 +164,20 @@ def test_resize_conv_upsampling_keeps_sizes():
     model = build_fcn("fcn8s", 2, upsampling="resize_conv")
     assert model(np.zeros((1, 45, 70, 3), np.float32)).shape == (1, 45, 70, 2)
     assert "upscore8" in {layer.name for layer in model.layers}
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_patch_conv_is_conv2d_with_the_same_weights(padding):
+    from segcore.layers import PatchConv2D
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 9, 11, 8)).astype(np.float32)
+    reference = keras.layers.Conv2D(5, 7, padding=padding, activation="relu")
+    patch = PatchConv2D(5, 7, padding=padding, activation="relu")
+    reference.build(x.shape)
+    patch.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype(np.float32) for w in reference.get_weights()]
+    reference.set_weights(weights)
+    patch.set_weights(weights)
+    expected = np.asarray(reference(x))
+    assert expected.shape == ((2, 9, 11, 5) if padding == "same" else (2, 3, 5, 5))
+    np.testing.assert_allclose(np.asarray(patch(x)), expected, rtol=1e-5, atol=1e-4)
