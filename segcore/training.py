@@ -34,14 +34,15 @@ from segcore.augment import AugmentConfig, Augmenter
 from segcore.data import images as image_io
 from segcore.data.pipeline import make_pipeline
 from segcore.errors import ConfigError, DataError
+from segcore.evaluate import evaluate_split
+from segcore.evaluate import jsonable as _jsonable
 from segcore.export import export_saved_model
 from segcore.inference import make_predict_fn
 from segcore.losses import SegmentationCrossEntropy
-from segcore.metrics import ConfusionMatrixMetric, road_scores, segmentation_scores
-from segcore.metrics import confusion_matrix as confusion_matrix_fn
+from segcore.metrics import ConfusionMatrixMetric
 from segcore.precision import dtype_policy, resolve_policy
 from segcore.task import SegmentationTask
-from segcore.visualize import overlay, plot_curves, side_by_side
+from segcore.visualize import plot_curves
 
 log = logging.getLogger("segcore.training")
 
@@ -356,43 +357,6 @@ def _train(config, family, run_dir, extra_callbacks):
     return metrics
 
 
-def evaluate_split(predict, dataset, info, num_classes, max_images=None, overlays=0,
-                   overlay_dir=None):
-    """Scores of `predict` (uint8 [1, H, W, 3] -> probabilities) over a raw dataset.
-
-    Each image is predicted at its own resolution (the predict function resizes
-    internally if the network needs it); labels are never resized.
-    """
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    road = info.class_names == ("not_road", "road")
-    road_probabilities, road_labels = [], []
-    if overlays and overlay_dir:
-        os.makedirs(overlay_dir, exist_ok=True)
-    for index, (image, labels) in enumerate(dataset):
-        if max_images is not None and index >= max_images:
-            break
-        probabilities = predict(image[None])[0]
-        class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        confusion += confusion_matrix_fn(labels, class_ids, num_classes, info.ignore_label).numpy()
-        if road:
-            road_probabilities.append(probabilities[..., 1].numpy().ravel())
-            road_labels.append(labels.numpy().ravel())
-        if index < overlays and overlay_dir:
-            painted = overlay(image.numpy(), class_ids.numpy(), info.palette,
-                              classes=(1,) if road else None)
-            truth = overlay(image.numpy(), labels.numpy(), info.palette,
-                            classes=(1,) if road else None)
-            keras.utils.save_img(os.path.join(overlay_dir, f"val_{index:03d}.png"),
-                                 side_by_side(painted, truth), scale=False)
-    scores = segmentation_scores(confusion)
-    scores["confusion_matrix"] = confusion.tolist()
-    scores["class_names"] = list(info.class_names)
-    if road and road_labels:
-        scores["road"] = road_scores(np.concatenate(road_probabilities), np.concatenate(road_labels),
-                                     ignore_label=info.ignore_label)
-    return scores
-
-
 def _count_batches(dataset, run_dir):
     count = dataset.cardinality().numpy()
     if count >= 0:
@@ -410,17 +374,3 @@ def _write_config(run_dir, config, resolved):
     document["resolved"] = resolved
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump(document, f, indent=2)
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value

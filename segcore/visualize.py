@@ -1,4 +1,10 @@
-"""Pictures of results: overlays, side-by-side figures, training curves."""
+"""Pictures of results: overlays, side-by-side figures, training curves,
+confusion-matrix heat maps and per-class IoU bar charts.
+
+The figures are drawn with matplotlib's Agg backend (no display needed) at a
+size fixed in pixels (`confusion_plot_size`, `iou_plot_size`), so a figure of
+C classes is always the same size.
+"""
 
 import numpy as np
 
@@ -45,12 +51,18 @@ def side_by_side(*panels):
     return np.concatenate(parts[:-1], axis=1)
 
 
-def plot_curves(history, path, title=""):
-    """Loss and metric curves (train and validation) of a `History.history` dict -> PNG."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history, path, title=""):
+    """Loss and metric curves (train and validation) of a `History.history` dict -> PNG."""
+    plt = _pyplot()
 
     metrics = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
@@ -67,3 +79,105 @@ def plot_curves(history, path, title=""):
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- evaluation figures
+
+DPI = 100
+IOU_BAR_COLOUR = (31, 119, 180)     # matplotlib "tab:blue"
+_ANNOTATE_MAX_CLASSES = 25          # write the cell values when there are at most this many
+
+
+def confusion_plot_size(num_classes):
+    """(width, height) in pixels of `plot_confusion_matrix`'s PNG for `num_classes` classes."""
+    return 360 + 32 * num_classes, 300 + 32 * num_classes
+
+
+def iou_plot_size(num_classes):
+    """(width, height) in pixels of `plot_per_class_iou`'s PNG for `num_classes` classes."""
+    return 640, 160 + 24 * num_classes
+
+
+def _class_labels(class_names, num_classes):
+    names = list(class_names) if class_names is not None else []
+    return [names[i] if i < len(names) else str(i) for i in range(num_classes)]
+
+
+def plot_confusion_matrix(confusion, class_names, path, title=""):
+    """Heat map of a [C, C] confusion matrix (rows ground truth, columns prediction) -> PNG.
+
+    Each row is normalised by its ground-truth pixel count, so a cell is the
+    fraction of class i's pixels predicted as j and the diagonal is the
+    per-class accuracy (colour scale 0..1, "Blues"); rows of classes absent
+    from the ground truth stay blank. With at most 25 classes the fractions are
+    written in the cells (the diagonal, and the other cells from 0.01). The PNG
+    is `confusion_plot_size(C)` pixels.
+    """
+    plt = _pyplot()
+    hist = np.asarray(confusion, np.float64)
+    if hist.ndim != 2 or hist.shape[0] != hist.shape[1] or hist.shape[0] == 0:
+        raise ValueError(f"confusion must be a square [C, C] matrix, got shape {hist.shape}")
+    num_classes = hist.shape[0]
+    labels = _class_labels(class_names, num_classes)
+    totals = hist.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fractions = np.where(totals > 0, hist / totals, np.nan)
+    width, height = confusion_plot_size(num_classes)
+    fig, axis = plt.subplots(figsize=(width / DPI, height / DPI), dpi=DPI)
+    image = axis.imshow(np.ma.masked_invalid(fractions), cmap="Blues", vmin=0.0, vmax=1.0,
+                        interpolation="nearest")
+    fig.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="fraction of ground-truth pixels")
+    axis.set_xticks(range(num_classes), labels, rotation=90, fontsize=8)
+    axis.set_yticks(range(num_classes), labels, fontsize=8)
+    axis.set_xlabel("predicted class")
+    axis.set_ylabel("ground-truth class")
+    if num_classes <= _ANNOTATE_MAX_CLASSES:
+        size = 8 if num_classes <= 12 else 6
+        for i in range(num_classes):
+            for j in range(num_classes):
+                if np.isfinite(fractions[i, j]) and (i == j or fractions[i, j] >= 0.01):
+                    axis.text(j, i, f"{fractions[i, j]:.2f}", ha="center", va="center",
+                              fontsize=size, color="white" if fractions[i, j] > 0.5 else "black")
+    axis.set_title(title or "confusion matrix (row-normalised)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def plot_per_class_iou(per_class_iou, class_names, path, title=""):
+    """Horizontal bar chart of per-class IoU (0..1) with the mean IoU as a dashed line -> PNG.
+
+    NaN entries (a class neither in the ground truth nor predicted) get no bar
+    and the note "n/a"; the mean is over the other classes, as `mean_iou`. The
+    PNG is `iou_plot_size(C)` pixels; bars are drawn in `IOU_BAR_COLOUR`.
+    """
+    plt = _pyplot()
+    iou = np.array([np.nan if v is None else v for v in per_class_iou], np.float64)
+    num_classes = iou.size
+    if num_classes == 0:
+        raise ValueError("per_class_iou is empty")
+    labels = _class_labels(class_names, num_classes)
+    width, height = iou_plot_size(num_classes)
+    fig, axis = plt.subplots(figsize=(width / DPI, height / DPI), dpi=DPI)
+    rows = np.arange(num_classes)
+    present = np.isfinite(iou)
+    axis.barh(rows[present], iou[present], height=0.7,
+              color=np.asarray(IOU_BAR_COLOUR) / 255.0, edgecolor="none", antialiased=False)
+    for row, value in zip(rows, iou):
+        axis.text(value + 0.01 if np.isfinite(value) else 0.01, row,
+                  f"{value:.3f}" if np.isfinite(value) else "n/a", va="center", fontsize=8)
+    if present.any():
+        mean = float(iou[present].mean())
+        axis.axvline(mean, color="black", linestyle="--", linewidth=1)
+        axis.text(mean, -0.9, f" mean {mean:.3f}", fontsize=8, va="bottom")
+    axis.set_yticks(rows, labels, fontsize=8)
+    axis.set_ylim(num_classes - 0.5, -1.2)       # first class on top, room for the mean label
+    axis.set_xlim(0.0, 1.1)
+    axis.set_xlabel("IoU")
+    axis.grid(axis="x", alpha=0.3)
+    axis.set_title(title or "per-class IoU", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
