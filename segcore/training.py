@@ -39,6 +39,7 @@ from segcore.evaluate import jsonable as _jsonable
 from segcore.export import export_saved_model
 from segcore.inference import make_predict_fn
 from segcore.losses import SegmentationCrossEntropy
+from segcore.optimizers import FusedAdam, FusedSGD
 from segcore.metrics import ConfusionMatrixMetric
 from segcore.precision import dtype_policy, resolve_policy
 from segcore.task import SegmentationTask
@@ -159,9 +160,9 @@ def make_optimizer(config, total_steps):
             power=config.poly_power)
     decay = config.weight_decay or None
     if config.optimizer == "adam":
-        optimizer = keras.optimizers.Adam(rate, weight_decay=decay)
+        optimizer = FusedAdam(rate, weight_decay=decay)
     else:
-        optimizer = keras.optimizers.SGD(rate, momentum=config.momentum, weight_decay=decay)
+        optimizer = FusedSGD(rate, momentum=config.momentum, weight_decay=decay)
     if decay:
         # Decoupled decay on kernels only: biases are not decayed (Caffe decay_mult 0).
         optimizer.exclude_from_weight_decay(var_names=["bias", "beta", "gamma"])
