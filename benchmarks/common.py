@@ -1,0 +1,200 @@
+"""Helpers shared by the benchmark scripts: timing, peak memory, isolation, tables.
+
+* `time_calls(fn, steps, warmup, items)`: wall-clock time of each call after
+  `warmup` untimed calls. `fn` must block until its result exists (return a
+  NumPy value, or call `.numpy()`), or asynchronous work leaks between calls.
+  `Timing.median_rate` (items / median call time) suits synchronous steps on a
+  shared machine: a burst from another process spoils one call, not the figure.
+  `Timing.rate` (all items / all time) suits prefetching pipelines, whose
+  per-call times are bursty by design.
+* `peak_rss_mb()`: this process's resident-set high-water mark
+  (`resource.getrusage`), which never goes down: measure one configuration per
+  process. `run_isolated` runs a script in a fresh interpreter and returns the
+  dict it `emit_result`s, with its peak RSS, so peaks don't mix.
+* `markdown_table`, `ratio`, `machine_summary`: the printed report, pasteable
+  into benchmarks/README.md.
+"""
+
+import dataclasses
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+RESULT_MARKER = "BENCH_RESULT "
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclasses.dataclass
+class Timing:
+    """Seconds of each timed call, and how many items (images) one call handles."""
+
+    seconds: list
+    items_per_call: int
+
+    @property
+    def median_rate(self):
+        """Items per second from the median call: robust to bursts of other load."""
+        return self.items_per_call / statistics.median(self.seconds)
+
+    @property
+    def rate(self):
+        """Items per second over the whole timed window (throughput)."""
+        return self.items_per_call * len(self.seconds) / sum(self.seconds)
+
+    def summary(self):
+        return {"calls": len(self.seconds), "items_per_call": self.items_per_call,
+                "median_s": statistics.median(self.seconds), "min_s": min(self.seconds),
+                "max_s": max(self.seconds), "total_s": sum(self.seconds)}
+
+
+def time_calls(fn, steps, warmup=1, items=1):
+    """`Timing` of `steps` calls of `fn()` after `warmup` untimed calls."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    for _ in range(warmup):
+        fn()
+    seconds = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        seconds.append(time.perf_counter() - start)
+    return Timing(seconds, items)
+
+
+# --------------------------------------------------------------------------- memory, isolation
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process so far, in MiB (`getrusage` ru_maxrss)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024  # bytes vs KiB
+
+
+def emit_result(result):
+    """Print `result` (a JSON-able dict) with this process's peak RSS, for `run_isolated`."""
+    document = dict(result, peak_rss_mb=peak_rss_mb())
+    print(RESULT_MARKER + json.dumps(document), flush=True)
+
+
+def run_isolated(argv, timeout=None, quiet_tensorflow=True):
+    """Run `python *argv` in a fresh process; return the dict it `emit_result`ed.
+
+    On failure returns ``{"error": <last lines of its stderr>}`` instead of
+    raising, so one broken configuration does not lose the others' figures.
+    """
+    env = dict(os.environ)
+    if quiet_tensorflow:
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        done = subprocess.run([sys.executable, *argv], capture_output=True, text=True,
+                              timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            return json.loads(line[len(RESULT_MARKER):])
+    tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-8:]
+    return {"error": f"exit code {done.returncode}: " + " | ".join(tail)}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def ratio(value, reference):
+    """'1.52x', or 'n/a' when either figure is missing."""
+    if value is None or not reference:
+        return "n/a"
+    return f"{value / reference:.2f}x"
+
+
+def number(value, digits=None):
+    """`value` with `digits` decimals, by default 3 significant digits (at most 4
+    decimals): 0.0123, 0.456, 11.1, 275, 3461."""
+    if value is None:
+        return "n/a"
+    if digits is None:
+        digits = 0 if value == 0 else min(4, max(0, 2 - math.floor(math.log10(abs(value)))))
+    return f"{value:.{digits}f}"
+
+
+def markdown_table(headers, rows):
+    """A GitHub-flavoured Markdown table; numbers right-aligned, text left-aligned."""
+    cells = [[str(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = [all(_looks_numeric(r[i]) for r in cells) if cells else False
+               for i in range(len(headers))]
+
+    def line(values):
+        return "| " + " | ".join(v.rjust(w) if n else v.ljust(w)
+                                 for v, w, n in zip(values, widths, numeric)) + " |"
+
+    rule = "|" + "|".join(("-" * (w + 1) + ":") if n else ("-" * (w + 2))
+                          for w, n in zip(widths, numeric)) + "|"
+    return "\n".join([line(headers), rule] + [line(r) for r in cells])
+
+
+def _looks_numeric(text):
+    text = text.rstrip("x")
+    if text == "n/a":
+        return True
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _version(*distributions):
+    """Version of the first installed distribution of `distributions`."""
+    for name in distributions:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def machine_summary():
+    """Lines describing where the figures come from (without importing TensorFlow)."""
+    flags = cpu_flags()
+    bf16 = "yes" if {"avx512_bf16", "amx_bf16"} & flags else "no (bfloat16 is emulated)"
+    load = os.getloadavg()
+    tensorflow = _version("tensorflow", "tensorflow-cpu", "tf-nightly")
+    return "\n".join([
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, native bfloat16: {bf16}",
+        f"load average (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
+        f"Python {platform.python_version()}, TensorFlow {tensorflow}, "
+        f"Keras {_version('keras')}",
+    ])
