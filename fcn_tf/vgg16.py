@@ -88,6 +88,9 @@ def resolve_imagenet_weights(origin=IMAGENET_WEIGHTS_URL, file_hash=IMAGENET_WEI
             f"ImageNet VGG16 weights are not in the Keras cache ({cached}); "
             f"download {IMAGENET_WEIGHTS_URL} there or pass --weights PATH"
         )
+    # get_file silently falls back to /tmp/.keras when the cache directory does not
+    # exist yet; create it so the file lands where the next run will look.
+    os.makedirs(os.path.dirname(cached), exist_ok=True)
     try:
         return keras.utils.get_file(
             IMAGENET_WEIGHTS_FILE, origin, file_hash=file_hash,
