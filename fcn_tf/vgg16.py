@@ -97,6 +97,8 @@ def resolve_imagenet_weights(origin=IMAGENET_WEIGHTS_URL, file_hash=IMAGENET_WEI
             cache_subdir="models", cache_dir=cache_root,
         )
     except Exception as error:  # network down, refused, bad hash: say what to do
+        if os.path.exists(cached):
+            os.remove(cached)  # get_file keeps a file that failed its checksum
         raise ConfigError(
             f"could not download the ImageNet VGG16 weights from {origin} ({error}); "
             f"put {IMAGENET_WEIGHTS_FILE} in {os.path.dirname(cached)} or pass "
