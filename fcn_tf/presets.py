@@ -15,7 +15,7 @@ PRESETS = {
         target="generated KITTI-like road scenes; README reports the measured val mean IoU (goal >= 0.8)",
         model=dict(_FCN8S),
         dataset="synthetic_road", dataset_options={"count": 200},
-        image_size=(64, 192), epochs=4, batch_size=8, optimizer="adam", learning_rate=3e-4,
+        image_size=(64, 192), epochs=3, batch_size=8, optimizer="adam", learning_rate=3e-4,
         augment={"flip": True, "brightness": 20.0, "contrast": 0.2},
         overlays=6,
     ),
