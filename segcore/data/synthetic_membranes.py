@@ -68,7 +68,8 @@ def membrane_slice(height, width, rng):
 
     # Cell interiors: a grey level per cell, fine texture.
     tone = rng.uniform(150.0, 210.0, count)[cell_id]
-    image = tone + 12.0 * _smooth_noise(rng, height, width, 6) + 6.0 * _smooth_noise(rng, height, width, 2)
+    image = (tone + 12.0 * _smooth_noise(rng, height, width, 6)
+             + 6.0 * _smooth_noise(rng, height, width, 2))
     # Organelles (dark ellipses) and vesicles (small dark discs): cell, not membrane.
     for _ in range(rng.integers(count // 4, count // 2 + 1)):
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
@@ -109,9 +110,11 @@ def _spread_points(rng, count, y_range, x_range, min_distance):
 
 def _check(split, size, count):
     if split not in _SPLIT_SEED:
-        raise DataError(f"synthetic_membranes: unknown split {split!r}; expected train, val or test")
+        raise DataError(f"synthetic_membranes: unknown split {split!r}; "
+                        "expected train, val or test")
     if len(size) != 2 or any(not isinstance(s, (int, np.integer)) or s < 8 for s in size):
-        raise DataError(f"synthetic_membranes: size must be (height, width) >= 8, got {tuple(size)}")
+        raise DataError("synthetic_membranes: size must be (height, width) >= 8, "
+                        f"got {tuple(size)}")
     if count is not None and (not isinstance(count, (int, np.integer)) or count < 0):
         raise DataError(f"synthetic_membranes: count must be a non-negative integer, got {count!r}")
 

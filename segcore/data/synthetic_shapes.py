@@ -3,12 +3,15 @@
 A VOC-like toy task with no download: 1-4 objects of three classes on a
 textured background.
 
-* Background: a random colour with low-frequency colour noise and a random
-  stripe pattern (orientation, period 6-24 px, amplitude 10-35 grey levels).
+* Background: a random, weakly saturated colour (saturation <= 0.3) with
+  low-frequency colour noise and a random stripe pattern (orientation, period
+  6-24 px, amplitude 10-35 grey levels).
 * Objects: discs (class 1), rotated rectangles (class 2, aspect 0.4-1) and
   rotated triangles (class 3), each 8-28 % of the image's shorter side in
-  radius, of a random colour with its own texture; later objects occlude
-  earlier ones. Colour says nothing about the class: only shape does.
+  radius, with their own texture; later objects occlude earlier ones. Each
+  class has a hue band (discs red, rectangles green, triangles blue, +-40
+  degrees, saturation 0.45-1, value 0.35-1), so colour hints at the class and
+  shape settles it where bands meet: a task a small network learns in minutes.
 * Labels carry VOC's void band: the pixels of the one-pixel-wide ring on each
   side of an object boundary (where the 3x3 neighbourhood holds two classes)
   are 255, the ignore label.
@@ -36,13 +39,15 @@ INFO = DatasetInfo(
 )
 
 _SPLIT_SEED = {"train": 0, "val": 1_000_003, "test": 2_000_003}
+HUES = {1: 0.0, 2: 120.0, 3: 240.0}  # degrees: discs red, rectangles green, triangles blue
 
 
 def shapes_scene(height, width, rng, void_band=True):
     """One (image uint8 [H, W, 3], labels uint8 [H, W]) scene drawn with `rng`."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
-    image = rng.uniform(40.0, 215.0, 3) + np.stack(
-        [30.0 * _smooth_noise(rng, height, width, 16) for _ in range(3)], axis=-1)
+    base = _hsv_to_rgb(rng.uniform(0, 360), rng.uniform(0.0, 0.3), rng.uniform(0.25, 0.9))
+    image = base + np.stack([30.0 * _smooth_noise(rng, height, width, 16) for _ in range(3)],
+                            axis=-1)
     angle = rng.uniform(0, np.pi)
     period = rng.uniform(6.0, 24.0)
     stripes = np.sin(2 * np.pi * (yy * np.cos(angle) + xx * np.sin(angle)) / period)
@@ -69,7 +74,8 @@ def shapes_scene(height, width, rng, void_band=True):
             for k in range(3):
                 phi = 2 * np.pi * k / 3
                 mask &= u * np.cos(phi) + v * np.sin(phi) <= radius / 2
-        colour = rng.uniform(0.0, 255.0, 3)
+        colour = _hsv_to_rgb(HUES[kind] + rng.uniform(-40, 40), rng.uniform(0.45, 1.0),
+                             rng.uniform(0.35, 1.0))
         texture = 15.0 * _smooth_noise(rng, height, width, 5)[..., None]
         image[mask] = (colour + texture)[mask]
         labels[mask] = kind
@@ -83,6 +89,12 @@ def shapes_scene(height, width, rng, void_band=True):
     image *= (1.0 + gy * (yy / height - 0.5) + gx * (xx / width - 0.5))[..., None]
     image += rng.normal(0.0, 4.0, image.shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8), labels
+
+
+def _hsv_to_rgb(hue, saturation, value):
+    """RGB in [0, 255] of a hue in degrees, saturation and value in [0, 1]."""
+    k = (np.array([5.0, 3.0, 1.0]) + (hue % 360.0) / 60.0) % 6.0
+    return 255.0 * value * (1.0 - saturation * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0))
 
 
 def _check(split, size, count):

@@ -1,0 +1,234 @@
+"""`python -m deeplab_tf.train`: train DeepLabv3+ (Chen et al., ECCV 2018).
+
+With no arguments it trains a small MobileNetV2 DeepLabv3+ on generated shape
+scenes (`synthetic_shapes`, no download) and writes runs/synthetic_deeplab/.
+The paper's VOC recipe:
+
+    python -m deeplab_tf.train --preset voc_xception65_os16 --data-dir data/VOCdevkit/VOC2012
+
+`--help` lists the common and model flags; `--list-presets` the presets and
+their target figures. Two more flags set the inference of the evaluation and of
+the exported SavedModel (DeepLabv3 Sec. 4.3, `deeplab_tf.predict_multiscale`):
+
+    --eval-scales 0.5 0.75 1.0 1.25 1.5 1.75   average the softmax over these scales
+    --eval-flip / --no-eval-flip                and over left-right flips
+
+They are stored in config.json as model fields ``eval_scales`` / ``eval_flip``.
+
+Family choices:
+
+* Preprocessing: RGB [0, 255] -> [-1, 1] (Xception and MobileNetV2 weights).
+  For ResNet backbones the network starts with a layer that maps [-1, 1] back
+  to the keras.applications "caffe" input (BGR minus the ImageNet mean), so one
+  family preprocessing serves every backbone. Augmentation pads with 127.5
+  (0 after preprocessing), the reference's mean pixel.
+* Weight decay: the reference's L2 regulariser, ``l2_weight_decay * sum(w**2) / 2``
+  (TF-slim `l2_regularizer`) added to the loss, on the kernels of regular and
+  pointwise convolutions and the logits; depthwise kernels, biases and batch
+  norm are not decayed (`regularize_depthwise=False`). It is attached to the
+  network's variables here; the engine's `--weight-decay` (decoupled, applied by
+  the optimiser) is a different thing under momentum and stays 0 in the presets.
+* Batch norm: `check_batch_norm_batch` is called with the per-replica batch
+  (global batch / replicas): a warning when statistics would be trained on one
+  image. ``sync_batch_norm`` averages them over replicas.
+* Evaluation at the image's own size (the network takes any size): no resize;
+  scales and flips as above.
+* Weights: "auto" = ImageNet (keras.applications) for resnet50/101 and
+  mobilenetv2 when available, else random with a warning; Xception-65 has no
+  ImageNet checkpoint here (random initialisation, recorded in config.json).
+"""
+
+import argparse
+import logging
+import sys
+
+import keras
+import tensorflow as tf
+
+from segcore import cli
+from segcore.errors import ConfigError
+from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
+
+from deeplab_tf.inference import predict_multiscale
+from deeplab_tf.model import (IMAGENET_BACKBONES, build_deeplabv3plus, check_batch_norm_batch,
+                              preprocess_input)
+from deeplab_tf.presets import DEFAULT_PRESET, PRESETS
+
+log = logging.getLogger("deeplab_tf.train")
+
+PROG = "python -m deeplab_tf.train"
+BUILD_OPTIONS = ("backbone", "output_stride", "separable", "multi_grid", "alpha", "atrous_rates",
+                 "dropout", "sync_batch_norm", "freeze_batch_norm", "batch_norm_momentum")
+EXTRA_OPTIONS = {"l2_weight_decay": 0.0, "eval_scales": (1.0,), "eval_flip": False}
+IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def _boolean(text):
+    value = str(text).lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+MODEL_FLAGS = {
+    "--backbone": ("backbone", str, "xception65, resnet50, resnet101 or mobilenetv2"),
+    "--output-stride": ("output_stride", int, "16 or 8 (atrous convolution)"),
+    "--alpha": ("alpha", float, "MobileNetV2 width multiplier"),
+    "--separable": ("separable", _boolean, "true/false: separable convolutions in ASPP and decoder"),
+    "--sync-batch-norm": ("sync_batch_norm", _boolean, "true/false: batch norm over all replicas"),
+    "--freeze-batch-norm": ("freeze_batch_norm", _boolean, "true/false: batch norm not trained"),
+    "--l2-weight-decay": ("l2_weight_decay", float, "L2 regulariser on kernels (reference 4e-5)"),
+    "--dropout": ("dropout", float, "dropout after the ASPP projection (reference 0.1)"),
+}
+
+
+def preprocess(images):
+    """RGB [0, 255] -> [-1, 1] (research/deeplab `_preprocess_zero_mean_unit_range`)."""
+    return preprocess_input(images, "xception65")
+
+
+@keras.saving.register_keras_serializable(package="deeplab_tf")
+class CaffeFromUnitRange(keras.layers.Layer):
+    """[-1, 1] RGB -> BGR minus the ImageNet mean (keras.applications.resnet input)."""
+
+    def call(self, inputs):
+        rgb = (tf.cast(inputs, tf.float32) + 1.0) * 127.5
+        return tf.cast(rgb[..., ::-1] - tf.constant(IMAGENET_MEAN_BGR), self.compute_dtype)
+
+
+def split_options(model):
+    """(build_deeplabv3plus kwargs, extra options) of config.model."""
+    options = {k: v for k, v in model.items() if k != "num_classes"}
+    extra = {k: options.pop(k, default) for k, default in EXTRA_OPTIONS.items()}
+    unknown = sorted(set(options) - set(BUILD_OPTIONS))
+    if unknown:
+        raise ConfigError(f"model option(s) {', '.join(unknown)} unknown to DeepLabv3+; expected "
+                          f"{', '.join(BUILD_OPTIONS + tuple(EXTRA_OPTIONS))}")
+    scales = extra["eval_scales"]
+    if isinstance(scales, (int, float)):
+        scales = (scales,)
+    try:
+        extra["eval_scales"] = tuple(float(s) for s in scales)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--eval-scales must be positive numbers; got {scales!r}") from None
+    if not extra["eval_scales"] or any(not s > 0 for s in extra["eval_scales"]):
+        raise ConfigError(f"--eval-scales must be positive numbers; got {scales!r}")
+    if not isinstance(extra["l2_weight_decay"], (int, float)) or extra["l2_weight_decay"] < 0:
+        raise ConfigError(f"--l2-weight-decay must be >= 0; got {extra['l2_weight_decay']!r}")
+    return options, extra
+
+
+def resolve_weights(weights, backbone):
+    """(value for build_deeplabv3plus, note for config.json) of --weights auto|imagenet|none|PATH."""
+    if weights in (None, "none"):
+        return None, "none (random initialisation)"
+    if weights == "auto":
+        if backbone not in IMAGENET_BACKBONES:
+            return None, f"none (auto: no ImageNet checkpoint for {backbone} in this package)"
+        from deeplab_tf.resnet import APPLICATIONS, keras_application
+
+        factory = "MobileNetV2" if backbone == "mobilenetv2" else APPLICATIONS[
+            50 if backbone == "resnet50" else 101]
+        try:
+            keras_application(factory, "imagenet")
+        except ConfigError as error:
+            log.warning("--weights auto: ImageNet %s weights unavailable: %s", backbone, error)
+            log.warning("TRAINING FROM SCRATCH (random initialisation); recorded in config.json")
+            return None, f"none (auto: ImageNet weights unavailable: {error})"
+        return "imagenet", "imagenet (keras.applications)"
+    return weights, "imagenet (keras.applications)" if weights == "imagenet" else f"file {weights}"
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def add_l2_weight_decay(network, decay):
+    """Attach the reference's L2 regulariser (decay * sum(w**2) / 2) to the kernels of
+    the Conv2D layers (regular, pointwise and logits convolutions); returns their number."""
+    regularizer = keras.regularizers.L2(decay / 2.0)
+    count = 0
+    for layer in _all_layers(network):
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.kernel.regularizer = regularizer
+            count += 1
+    return count
+
+
+def build(config, num_classes):
+    options, extra = split_options(config.model)
+    backbone = options.get("backbone", "xception65")
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    per_replica = config.batch_size // replicas
+    statistics_batch = check_batch_norm_batch(
+        per_replica, replicas, options.get("sync_batch_norm", False),
+        options.get("freeze_batch_norm", False))
+    weights, note = resolve_weights(config.weights, backbone)
+    network = build_deeplabv3plus(num_classes=num_classes, weights=weights, **options)
+    if backbone.startswith("resnet"):
+        image = keras.Input((None, None, 3), name="image")
+        logits = network(CaffeFromUnitRange(name="caffe_input")(image))
+        network = keras.Model(image, logits, name=network.name)
+    notes = {"weights_used": note, "batch_norm_batch": statistics_batch,
+             "eval_scales": list(extra["eval_scales"]), "eval_flip": bool(extra["eval_flip"])}
+    if extra["l2_weight_decay"]:
+        notes["l2_regularised_kernels"] = add_l2_weight_decay(network, extra["l2_weight_decay"])
+    return network, notes
+
+
+def make_predict_fn(task, config):
+    """uint8 images [B, H, W, 3] -> probabilities [B, H, W, K] at the image's own size,
+    averaged over `eval_scales` (and flips with `eval_flip`)."""
+    _, extra = split_options(config.model)
+    scales, flip = extra["eval_scales"], bool(extra["eval_flip"])
+    network = task.network
+
+    def predict(images):
+        return predict_multiscale(network, task.preprocess(images), scales, flip)
+
+    return predict
+
+
+FAMILY = ModelFamily(
+    name="deeplab", build=build, preprocess=preprocess, image_fill=(127.5, 127.5, 127.5),
+    make_predict_fn=make_predict_fn,
+)
+
+
+def split_eval_flags(argv):
+    """(eval options given on the command line, remaining argv)."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--eval-scales", type=float, nargs="+", default=None)
+    parser.add_argument("--eval-flip", dest="eval_flip", action="store_true", default=None)
+    parser.add_argument("--no-eval-flip", dest="eval_flip", action="store_false")
+    known, rest = parser.parse_known_args(argv)
+    given = {}
+    if known.eval_scales is not None:
+        given["eval_scales"] = tuple(known.eval_scales)
+    if known.eval_flip is not None:
+        given["eval_flip"] = known.eval_flip
+    return given, rest
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        evaluation, argv = split_eval_flags(argv)
+        presets = {name: preset.replace(model={**preset.model, **evaluation})
+                   for name, preset in PRESETS.items()}
+        if evaluation:
+            split_options(next(iter(presets.values())).model)  # check the values early
+    except ConfigError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    return cli.main(argv, prog=PROG, description=__doc__, presets=presets,
+                    default_preset=DEFAULT_PRESET, family=FAMILY, model_flags=MODEL_FLAGS)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
