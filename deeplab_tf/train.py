@@ -63,22 +63,13 @@ EXTRA_OPTIONS = {"l2_weight_decay": 0.0, "eval_scales": (1.0,), "eval_flip": Fal
 IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
-def _boolean(text):
-    value = str(text).lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
 MODEL_FLAGS = {
     "--backbone": ("backbone", str, "xception65, resnet50, resnet101 or mobilenetv2"),
     "--output-stride": ("output_stride", int, "16 or 8 (atrous convolution)"),
     "--alpha": ("alpha", float, "MobileNetV2 width multiplier"),
-    "--separable": ("separable", _boolean, "true/false: separable convolutions in ASPP and decoder"),
-    "--sync-batch-norm": ("sync_batch_norm", _boolean, "true/false: batch norm over all replicas"),
-    "--freeze-batch-norm": ("freeze_batch_norm", _boolean, "true/false: batch norm not trained"),
+    "--separable": ("separable", cli.boolean, "true/false: separable convolutions in ASPP and decoder"),
+    "--sync-batch-norm": ("sync_batch_norm", cli.boolean, "true/false: batch norm over all replicas"),
+    "--freeze-batch-norm": ("freeze_batch_norm", cli.boolean, "true/false: batch norm not trained"),
     "--l2-weight-decay": ("l2_weight_decay", float, "L2 regulariser on kernels (reference 4e-5)"),
     "--dropout": ("dropout", float, "dropout after the ASPP projection (reference 0.1)"),
 }

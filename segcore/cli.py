@@ -46,6 +46,16 @@ COMMON_FLAGS = {
 }
 
 
+def boolean(text):
+    """argparse type for true/false flags (1/0, yes/no, on/off accepted)."""
+    value = str(text).lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
 def build_parser(prog, description, presets, model_flags):
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -74,22 +74,13 @@ TILING_OPTIONS = {"train_tile": None, "tile_size": None, "tiles_per_pass": 4}
 RAND_THRESHOLDS = tuple(np.round(np.linspace(0.0, 1.0, 11), 1))
 
 
-def _boolean(text):
-    value = str(text).lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
 MODEL_FLAGS = {
     "--base-filters": ("base_filters", int, "channels of the first level (paper: 64)"),
     "--depth": ("depth", int, "number of 2x2 poolings (paper: 4)"),
     "--padding": ("padding", str, "valid (paper, overlap-tile) or same"),
     "--dropout": ("dropout", float, "drop-out at the end of the contracting path (Caffe model: 0.5)"),
     "--upsampling": ("upsampling", str, "transpose (paper's up-convolution) or resize_conv"),
-    "--batch-norm": ("batch_norm", _boolean, "true/false: BatchNormalization (not in the paper)"),
+    "--batch-norm": ("batch_norm", cli.boolean, "true/false: BatchNormalization (not in the paper)"),
     "--train-tile": ("train_tile", int, "0: each training image is one mirrored tile; N: N x N "
                                         "overlap tiles (paper: 572)"),
     "--tile-size": ("tile_size", int, "input tile of the overlap-tile evaluation/SavedModel (572)"),
