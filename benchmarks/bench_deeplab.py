@@ -1,7 +1,7 @@
 """DeepLabv3+ training and inference speed at 513x513, next to keras-hub's DeepLabV3+ ResNet-50.
 
     /tmp/bench-venv/bin/python benchmarks/bench_deeplab.py            # 3 warm-up + 10 timed steps
-    /tmp/bench-venv/bin/python benchmarks/bench_deeplab.py --quick    # 1 + 2 steps: proves it runs
+    /tmp/bench-venv/bin/python benchmarks/bench_deeplab.py --quick    # fp32, 1 + 2 steps: proves it runs
     python benchmarks/bench_deeplab.py --no-keras-hub --backbones mobilenetv2 --precisions fp32
 
 Rows (each in its own fresh process, so peak RSS figures don't mix), random
@@ -27,7 +27,9 @@ weights, 21 classes, batch 2, one synthetic batch held in memory:
   deeplab_tf ResNet-50 row, which is OS16 with atrous convolutions.
 
 fp32 and mixed (`segcore.precision.resolve_policy("mixed")`: mixed_bfloat16 on a
-CPU, emulated and slow where the CPU has no native bfloat16: the header says).
+CPU, emulated and slow where the CPU has no native bfloat16: the header says;
+there a mixed Xception-65 or ResNet-50 row takes about 10 minutes even with
+--quick, so --quick measures fp32 only unless --precisions is given).
 Train img/s = batch / median `train_on_batch` time after the warm-up steps;
 infer img/s the same for `predict_on_batch`.
 
@@ -215,7 +217,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--size", type=int, nargs=2, default=(513, 513), metavar=("H", "W"))
     parser.add_argument("--backbones", nargs="+", default=list(BACKBONES), choices=BACKBONES)
-    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
+    parser.add_argument("--precisions", nargs="+", default=None, choices=PRECISIONS,
+                        help="default: fp32 and mixed (fp32 only with --quick)")
     parser.add_argument("--no-keras-hub", action="store_true", help="skip the keras-hub rows")
     parser.add_argument("--timeout", type=float, default=3600,
                         help="seconds allowed for one configuration")
@@ -231,6 +234,8 @@ def main(argv=None):
             print(f"bench_deeplab.py: keras_hub is not importable with {sys.executable} "
                   f"({missing}).\n{SETUP}\nOr pass --no-keras-hub.", file=sys.stderr)
             return 2
+    if args.precisions is None:
+        args.precisions = ["fp32"] if args.quick else list(PRECISIONS)
     args.steps = args.steps or (2 if args.quick else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     print(__doc__.splitlines()[0])

@@ -12,11 +12,11 @@ model zoo, research/deeplab/g3doc/model_zoo.md), all Xception-65 with the decode
 * Model zoo, `xception_coco_voc_trainaug` (ImageNet + COCO, train_aug): 82.20 %
   val at OS16, single scale; 83.58 % at OS8, scales 0.5:0.25:1.75, flip.
 * ImageNet-only VOC figures are not in the model zoo; the paper's Table 5 lists
-  them (not checked here), a few points below the COCO rows.
+  them (not checked here).
 * Cityscapes (model zoo, `xception_cityscapes_trainfine`, ImageNet only, train_fine):
   78.79 % val at OS16 single scale, 80.42 % at OS8 with scales 0.75:0.25:1.25 and
-  flip. The paper's 82.1 % is on the Cityscapes *test* set with more data than
-  train_fine.
+  flip. The paper's 82.1 % (abstract, Table 7) is on the Cityscapes *test*
+  server, not comparable with a val figure.
 
 This package has no ImageNet Xception-65 checkpoint (keras.applications has
 none, and the TF-slim checkpoints are not converted here): the Xception presets
@@ -87,7 +87,7 @@ PRESETS = {
     "cityscapes_xception65": TrainConfig(
         name="cityscapes_xception65", family="deeplab",
         target="Cityscapes val: 78.79 % OS16 single scale, 80.42 % OS8 scales 0.75-1.25 + flip "
-               "(model zoo, ImageNet init, train_fine); paper 82.1 % is on test with extra data; "
+               "(model zoo, ImageNet init, train_fine); the paper's 82.1 % is on the test server; "
                "from random init here, expect far less",
         model=dict(_XCEPTION_OS16),
         dataset="cityscapes", data_dir="data/cityscapes", train_split="train", val_split="val",
