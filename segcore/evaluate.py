@@ -54,7 +54,8 @@ argument).
 """
 
 import argparse
-import ast
+
+from segcore.options import key_value  # noqa: E402
 import dataclasses
 import json
 import logging
@@ -487,16 +488,6 @@ def format_report(report):
 # --------------------------------------------------------------------------- command line
 
 
-def _option(text):
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"--option expects KEY=VALUE, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value  # a plain string
-
-
 def add_inference_flags(parser):
     """The test-time flags shared by `segcore.evaluate` and `segcore.predict`."""
     group = parser.add_argument_group("inference")
@@ -529,7 +520,7 @@ def build_parser():
     parser.add_argument("--dataset", required=True, help="dataset name (segcore.data.READERS)")
     parser.add_argument("--data-dir", default=None, help="where the dataset's files are")
     parser.add_argument("--split", default="val", help="split to evaluate (default val)")
-    parser.add_argument("--option", action="append", type=_option, default=[],
+    parser.add_argument("--option", action="append", type=key_value, default=[],
                         help="dataset reader option KEY=VALUE (Python literal), e.g. skip_bad=True")
     parser.add_argument("--out", default=None,
                         help="output directory "

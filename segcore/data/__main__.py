@@ -10,21 +10,12 @@ Exit status: 0 success; 1 problems found / download impossible or failed;
 """
 
 import argparse
-import ast
+
+from segcore.options import key_value  # noqa: E402
 import logging
 import sys
 
 from segcore.errors import ConfigError, SegmentationError
-
-
-def _option(text):
-    key, sep, value = text.partition("=")
-    if not sep or not key.isidentifier():
-        raise argparse.ArgumentTypeError(f"--option expects KEY=VALUE, got {text!r}")
-    try:
-        return key, ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return key, value  # a plain string
 
 
 def build_parser():
@@ -42,7 +33,7 @@ def build_parser():
     chk.add_argument("--data-dir", required=True)
     chk.add_argument("--split", action="append", default=None,
                      help="split to check (repeatable); default: every file once")
-    chk.add_argument("--option", action="append", type=_option, default=[],
+    chk.add_argument("--option", action="append", type=key_value, default=[],
                      help="reader option KEY=VALUE (Python literal), e.g. num_classes=3")
     inf = commands.add_parser("info", help="print a dataset's descriptor")
     inf.add_argument("name")
