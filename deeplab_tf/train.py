@@ -112,24 +112,32 @@ def split_options(model):
 
 
 def resolve_weights(weights, backbone):
-    """(value for build_deeplabv3plus, note for config.json) of --weights auto|imagenet|none|PATH."""
+    """(value for build_deeplabv3plus, note for config.json) of --weights auto|imagenet|none|PATH;
+    "auto" gives "imagenet" where keras.applications has the backbone (see `build`)."""
     if weights in (None, "none"):
         return None, "none (random initialisation)"
     if weights == "auto":
         if backbone not in IMAGENET_BACKBONES:
             return None, f"none (auto: no ImageNet checkpoint for {backbone} in this package)"
-        from deeplab_tf.resnet import APPLICATIONS, keras_application
-
-        factory = "MobileNetV2" if backbone == "mobilenetv2" else APPLICATIONS[
-            50 if backbone == "resnet50" else 101]
-        try:
-            keras_application(factory, "imagenet")
-        except ConfigError as error:
-            log.warning("--weights auto: ImageNet %s weights unavailable: %s", backbone, error)
-            log.warning("TRAINING FROM SCRATCH (random initialisation); recorded in config.json")
-            return None, f"none (auto: ImageNet weights unavailable: {error})"
-        return "imagenet", "imagenet (keras.applications)"
+        return "imagenet", "imagenet (keras.applications, auto)"
     return weights, "imagenet (keras.applications)" if weights == "imagenet" else f"file {weights}"
+
+
+def _build_network(config, num_classes, options, weights, note):
+    """build_deeplabv3plus; with --weights auto, falls back to random weights (with a
+    warning, recorded in config.json) when the ImageNet file can be neither found nor downloaded."""
+    if not (config.weights == "auto" and weights == "imagenet"):
+        return build_deeplabv3plus(num_classes=num_classes, weights=weights, **options), note
+    try:
+        return build_deeplabv3plus(num_classes=num_classes, weights=weights, **options), note
+    except ConfigError as error:
+        if "weights" not in str(error):
+            raise
+        reason = str(error)
+    log.warning("--weights auto: ImageNet weights unavailable: %s", reason)
+    log.warning("TRAINING FROM SCRATCH (random initialisation); recorded in config.json")
+    network = build_deeplabv3plus(num_classes=num_classes, weights=None, **options)
+    return network, f"none (auto: ImageNet weights unavailable: {reason})"
 
 
 def _all_layers(model):
@@ -160,7 +168,7 @@ def build(config, num_classes):
         per_replica, replicas, options.get("sync_batch_norm", False),
         options.get("freeze_batch_norm", False))
     weights, note = resolve_weights(config.weights, backbone)
-    network = build_deeplabv3plus(num_classes=num_classes, weights=weights, **options)
+    network, note = _build_network(config, num_classes, options, weights, note)
     if backbone.startswith("resnet"):
         image = keras.Input((None, None, 3), name="image")
         logits = network(CaffeFromUnitRange(name="caffe_input")(image))

@@ -332,6 +332,7 @@ def _train(config, family, run_dir, extra_callbacks):
             validation_data=val_data, epochs=config.epochs,
             steps_per_epoch=config.steps_per_epoch, validation_steps=config.validation_steps,
             callbacks=callbacks, verbose=config.verbose,
+            shuffle=False,  # the pipeline shuffles with the run's seed
         )
     except tf.errors.OpError as error:
         raise image_io.data_error_from(error, f"{config.dataset}: ") from None

@@ -127,3 +127,19 @@ def test_smoke_run_directory_and_single_scale_saved_model(tmp_path):
     plain = plain_predict_fn(SegmentationTask(network, deeplab_train.preprocess))(image)
     assert served.shape == (1, 37, 61, 4)
     np.testing.assert_allclose(served.numpy(), plain.numpy(), atol=1e-5)
+
+
+def test_auto_weights_fall_back_to_random_initialisation(monkeypatch):
+    from deeplab_tf import model as deeplab_model
+    from segcore.errors import ConfigError
+
+    def unavailable(factory, weights, **kwargs):
+        raise ConfigError(f"weights={weights!r}: could not get the {factory} ImageNet weights")
+
+    monkeypatch.setattr(deeplab_model, "keras_application", unavailable)
+    _, notes = deeplab_train.build(SMOKE.replace(weights="auto"), 4)
+    assert notes["weights_used"].startswith("none (auto: ImageNet weights unavailable")
+    assert deeplab_train.resolve_weights("auto", "xception65") == (
+        None, "none (auto: no ImageNet checkpoint for xception65 in this package)")
+    with pytest.raises(ConfigError, match="could not get the MobileNetV2"):
+        deeplab_train.build(SMOKE.replace(weights="imagenet"), 4)

@@ -103,7 +103,9 @@ def test_smoke_run_directory_and_saved_model_of_any_size(tmp_path):
     isbi = metrics["isbi"]
     assert isbi["slices"] == 2
     assert isbi["pixel_error"] == pytest.approx(1 - metrics["pixel_accuracy"])  # no ignored pixels
-    assert isbi["foreground_iou"] == pytest.approx(metrics["per_class_iou"][0])  # cell interior
+    # Cell interior; the ISBI figure is the mean of per-slice IoUs, the confusion matrix's
+    # is pooled over both slices, so they agree closely but not exactly.
+    assert isbi["foreground_iou"] == pytest.approx(metrics["per_class_iou"][0], rel=0.02)
     assert 0 <= isbi["rand_error_best"] <= isbi["rand_error"] <= 1
 
     # The SavedModel tiles images of any size; it agrees with the trained network.
