@@ -234,6 +234,22 @@ def test_unknown_colour_in_a_colour_coded_mask(tmp_path):
                                  "expected one of (0,0,0), (255,0,0)")
 
 
+@pytest.mark.parametrize("count", [3, images.DIRECT_COMPARE_COLOURS + 4])
+def test_colour_lookup_by_comparison_and_by_hash_table(count):
+    """Small colour tables are compared directly, large ones hashed: same ids, same error."""
+    colours = [(17 * i, 255 - 13 * i, (97 * i) % 256) for i in range(count)]
+    colour_to_class = {colour: (i if i < count - 1 else 255) for i, colour in enumerate(colours)}
+    rng = np.random.default_rng(count)
+    index = rng.integers(0, count, (9, 11))
+    mask = np.array(colours, np.uint8)[index]
+    expected = np.array(list(colour_to_class.values()), np.uint8)[index]
+    ids = images.colour_lookup(tf.constant(mask), colour_to_class, "m.png")
+    np.testing.assert_array_equal(ids.numpy(), expected)
+    mask[4, 5] = (1, 2, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"m.png: unknown mask colour \(1,2,3\)"):
+        images.colour_lookup(tf.constant(mask), colour_to_class, "m.png")
+
+
 # --- image modes and EXIF orientation -------------------------------------------
 
 
