@@ -81,7 +81,7 @@ def run(args, runs_dir):
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     metrics = unet_train.train_and_evaluate(config, unet_train.FAMILY, callbacks=[timer])
-    isbi = unet_train.isbi_evaluation(config)
+    isbi = metrics["isbi"]
     wall = time.perf_counter() - started
     steps = len(timer.seconds)
     return {

@@ -81,9 +81,8 @@ PRESETS = {
     # research/deeplab g3doc/cityscapes.md: 90K iterations (242 epochs of 371 batches =
     # 89,782 steps), OS16, crop 769x769, batch > 8 needed to train batch norm; learning
     # rate 0.01 as mmsegmentation's DeepLabV3+ Cityscapes configs (the paper gives none).
-    # The engine cannot crop 769x769 windows from the 1024x2048 frames (see
-    # deeplab_tf.train), so whole frames are used, scaled by 0.5-2.0 and cropped back
-    # to 1024x2048: 3.5x the pixels of a 769x769 crop per image.
+    # Whole 1024x2048 frames are batched; the training step scales each by 0.5-2.0 and
+    # takes a random 769x769 crop (AugmentConfig.crop_size), as the reference does.
     "cityscapes_xception65": TrainConfig(
         name="cityscapes_xception65", family="deeplab",
         target="Cityscapes val: 78.79 % OS16 single scale, 80.42 % OS8 scales 0.75-1.25 + flip "
@@ -92,8 +91,8 @@ PRESETS = {
         model=dict(_XCEPTION_OS16),
         dataset="cityscapes", data_dir="data/cityscapes", train_split="train", val_split="val",
         image_size=None, epochs=242, batch_size=8, optimizer="sgd", learning_rate=0.01,
-        momentum=0.9, schedule="poly", poly_power=0.9, augment=dict(_PAPER_AUGMENT),
-        weights=None,
+        momentum=0.9, schedule="poly", poly_power=0.9,
+        augment={**_PAPER_AUGMENT, "crop_size": (769, 769)}, weights=None,
     ),
     # CamVid 11 classes at 360x480 with an ImageNet MobileNetV2 (keras.applications).
     "camvid_mobilenetv2": TrainConfig(

@@ -11,7 +11,7 @@ their target figures. Two more flags set the inference of the evaluation and of
 the exported SavedModel (DeepLabv3 Sec. 4.3, `deeplab_tf.predict_multiscale`):
 
     --eval-scales 0.5 0.75 1.0 1.25 1.5 1.75   average the softmax over these scales
-    --eval-flip / --no-eval-flip                and over left-right flips
+    --eval-flip true                            and over left-right flips
 
 They are stored in config.json as model fields ``eval_scales`` / ``eval_flip``.
 
@@ -38,7 +38,6 @@ Family choices:
   ImageNet checkpoint here (random initialisation, recorded in config.json).
 """
 
-import argparse
 import logging
 import sys
 
@@ -72,6 +71,10 @@ MODEL_FLAGS = {
     "--freeze-batch-norm": ("freeze_batch_norm", cli.boolean, "true/false: batch norm not trained"),
     "--l2-weight-decay": ("l2_weight_decay", float, "L2 regulariser on kernels (reference 4e-5)"),
     "--dropout": ("dropout", float, "dropout after the ASPP projection (reference 0.1)"),
+    "--eval-scales": ("eval_scales", float, "scales of multi-scale evaluation and SavedModel "
+                      "(paper: 0.5 0.75 1.0 1.25 1.5 1.75)", "+"),
+    "--eval-flip": ("eval_flip", cli.boolean, "true/false: add left-right flipped predictions "
+                    "in evaluation and SavedModel"),
 }
 
 
@@ -199,34 +202,10 @@ FAMILY = ModelFamily(
 )
 
 
-def split_eval_flags(argv):
-    """(eval options given on the command line, remaining argv)."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--eval-scales", type=float, nargs="+", default=None)
-    parser.add_argument("--eval-flip", dest="eval_flip", action="store_true", default=None)
-    parser.add_argument("--no-eval-flip", dest="eval_flip", action="store_false")
-    known, rest = parser.parse_known_args(argv)
-    given = {}
-    if known.eval_scales is not None:
-        given["eval_scales"] = tuple(known.eval_scales)
-    if known.eval_flip is not None:
-        given["eval_flip"] = known.eval_flip
-    return given, rest
-
-
 def main(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        evaluation, argv = split_eval_flags(argv)
-        presets = {name: preset.replace(model={**preset.model, **evaluation})
-                   for name, preset in PRESETS.items()}
-        if evaluation:
-            split_options(next(iter(presets.values())).model)  # check the values early
-    except ConfigError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    return cli.main(argv, prog=PROG, description=__doc__, presets=presets,
-                    default_preset=DEFAULT_PRESET, family=FAMILY, model_flags=MODEL_FLAGS)
+    return cli.main(list(sys.argv[1:] if argv is None else argv), prog=PROG, description=__doc__,
+                    presets=PRESETS, default_preset=DEFAULT_PRESET, family=FAMILY,
+                    model_flags=MODEL_FLAGS)
 
 
 if __name__ == "__main__":

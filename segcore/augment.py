@@ -20,6 +20,7 @@ import math
 import tensorflow as tf
 
 from segcore.data.info import IGNORE_LABEL
+from segcore.errors import ConfigError
 
 
 @dataclasses.dataclass
@@ -33,10 +34,20 @@ class AugmentConfig:
     contrast: float = 0.0         # contrast factor in [1 - c, 1 + c]
     saturation: float = 0.0       # saturation factor in [1 - s, 1 + s]
     elastic_sigma: float = 0.0    # U-Net elastic deformation (px std on a 3x3 grid); 0 = off
+    crop_size: tuple = None       # (H, W) random crops of the scaled batch; None = the batch's size
+
+    def __post_init__(self):
+        if self.crop_size is not None:
+            crop = tuple(self.crop_size)
+            if len(crop) != 2 or not all(isinstance(c, int) and c > 0 for c in crop):
+                raise ConfigError(f"augment crop_size must be two positive integers (H, W); "
+                                  f"got {self.crop_size!r}")
+            self.crop_size = crop
 
     @property
     def geometric(self):
-        return tuple(self.scale) != (1.0, 1.0) or self.flip or self.rotation > 0
+        return (tuple(self.scale) != (1.0, 1.0) or self.flip or self.rotation > 0
+                or self.crop_size is not None)
 
     @property
     def photometric(self):
@@ -104,8 +115,11 @@ class Augmenter:
     """Callable `(images, labels, weights) -> (images, labels, weights)` for a batch.
 
     images: [B, H, W, 3] uint8 or float in [0, 255]; labels: [B, H, W] integer;
-    weights: [B, H, W] float or None. Output has the input's height and width:
-    the random scale zooms, then the crop window of the input size is taken.
+    weights: [B, H, W] float or None. Output has `config.crop_size`, else the
+    input's height and width: the random scale zooms, then a crop window of that
+    size is taken at a random place (where the scaled image is smaller than the
+    window, the window shows padding: ignore label, `image_fill`, weight 0; the
+    reference DeepLab pads to the crop size the same way).
     `image_fill` is the RGB value of pixels from outside the image (the dataset
     mean, so that it is zero after mean subtraction).
     """
@@ -120,8 +134,9 @@ class Augmenter:
         images = tf.cast(images, tf.float32)
         if config.geometric:
             shape = tf.shape(images)
-            batch, height, width = shape[0], shape[1], shape[2]
-            transforms = random_affine(batch, height, width, height, width, config)
+            batch, in_height, in_width = shape[0], shape[1], shape[2]
+            height, width = config.crop_size or (in_height, in_width)
+            transforms = random_affine(batch, height, width, in_height, in_width, config)
             size = tf.stack([height, width])
             images = _transform(images - self.image_fill, transforms, size, 0.0, "BILINEAR")
             images = images + self.image_fill

@@ -17,7 +17,8 @@ from segcore.data.images import data_error_from
 from segcore.errors import ConfigError, SegmentationError
 from segcore.training import TrainConfig, train_and_evaluate
 
-# flag -> (TrainConfig field, type, nargs, help)
+# flag -> (TrainConfig field, type, nargs, help); a trainer's model flags are
+# flag -> (config.model key, type, help[, nargs])
 COMMON_FLAGS = {
     "--dataset": ("dataset", str, None, "dataset name (segcore.data.READERS)"),
     "--data-dir": ("data_dir", str, None, "where the dataset's files are"),
@@ -60,8 +61,8 @@ def build_parser(prog, description, presets, model_flags):
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default=None,
-                        help="named experiment: " + "; ".join(
-                            f"{name}: {preset.target}" for name, preset in presets.items()))
+                        help=_escaped("named experiment: " + "; ".join(
+                            f"{name}: {preset.target}" for name, preset in presets.items())))
     parser.add_argument("--list-presets", action="store_true", help="print the presets and exit")
     for flag, (field, kind, nargs, text) in COMMON_FLAGS.items():
         parser.add_argument(flag, dest=field, type=kind, nargs=nargs, default=None, help=text)
@@ -71,9 +72,17 @@ def build_parser(prog, description, presets, model_flags):
                         help="do not write the SavedModel")
     parser.add_argument("--no-cache", dest="cache", action="store_false", default=None,
                         help="do not cache decoded images in memory")
-    for flag, (key, kind, text) in model_flags.items():
-        parser.add_argument(flag, dest=f"model.{key}", type=kind, default=None, help=text)
+    parser.add_argument("--crop-size", dest="augment.crop_size", type=int, nargs=2, default=None,
+                        help="H W: random training crops of this size (after the random scale)")
+    for flag, (key, kind, text, *nargs) in model_flags.items():
+        parser.add_argument(flag, dest=f"model.{key}", type=kind, nargs=nargs[0] if nargs else None,
+                            default=None, help=_escaped(text))
     return parser
+
+
+def _escaped(text):
+    """Help text with argparse's %-formatting disarmed ("78.79 %" in a preset's target)."""
+    return text.replace("%", "%%")
 
 
 def parse_config(argv, presets, default_preset, parser):
@@ -86,12 +95,14 @@ def parse_config(argv, presets, default_preset, parser):
     if name not in presets:
         raise ConfigError(f"unknown preset {name!r}; expected one of {', '.join(presets)}")
     config = presets[name]
-    changes, model = {}, dict(config.model)
+    changes, model, augment = {}, dict(config.model), dict(config.augment)
     for key, value in vars(args).items():
         if value is None or key in ("preset", "list_presets"):
             continue
         if key.startswith("model."):
-            model[key[len("model."):]] = value
+            model[key[len("model."):]] = tuple(value) if isinstance(value, list) else value
+        elif key.startswith("augment."):
+            augment[key[len("augment."):]] = tuple(value) if isinstance(value, list) else value
         else:
             changes[key] = tuple(value) if key == "image_size" else value
     if "dataset" in changes and changes["dataset"] != config.dataset:
@@ -100,7 +111,7 @@ def parse_config(argv, presets, default_preset, parser):
         changes["dataset_options"] = {}
     if changes.get("weights") == "none":
         changes["weights"] = None
-    return dataclasses.replace(config, model=model, **changes)
+    return dataclasses.replace(config, model=model, augment=augment, **changes)
 
 
 def main(argv, *, prog, description, presets, default_preset, family, model_flags):

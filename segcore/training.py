@@ -113,6 +113,9 @@ class ModelFamily:
     weight_map(labels [H, W] numpy, **config.weight_map) -> float32 [H, W]: per-pixel
       loss weights (U-Net's border weights), computed once per training label and
       cached with it; used when config.weight_map is not empty.
+    evaluate(predict, dataset, config, info) -> dict: the family's own figures (U-Net's
+      ISBI errors) from the run's predict function on the raw validation pairs; merged
+      into metrics.json.
     """
 
     name: str
@@ -121,6 +124,7 @@ class ModelFamily:
     image_fill: tuple = (0.0, 0.0, 0.0)
     make_predict_fn: Optional[Callable] = None
     weight_map: Optional[Callable] = None
+    evaluate: Optional[Callable] = None
 
 
 def with_weight_maps(dataset, weight_map, options):
@@ -344,6 +348,8 @@ def _train(config, family, run_dir, extra_callbacks):
     try:
         metrics = evaluate_split(predict, val_raw, info, num_classes, config.eval_max_images,
                                  overlays=config.overlays, overlay_dir=os.path.join(run_dir, "overlays"))
+        if family.evaluate is not None:
+            metrics.update(family.evaluate(predict, val_raw, config, info))
     except tf.errors.OpError as error:
         raise image_io.data_error_from(error, f"{config.dataset}: ") from None
     metrics["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}

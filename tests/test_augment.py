@@ -86,3 +86,43 @@ def test_runs_in_a_compiled_function_with_dynamic_sizes():
         images, labels = batch(count=2, size=size)
         out_images, out_labels, _ = augment(images, labels)
         assert out_images.shape[1:3] == size and out_labels.shape[1:] == size
+
+
+def test_crop_size_takes_a_window_of_the_input_at_a_random_place():
+    """crop_size (Cityscapes' 769 crops): the output is a crop_size window of the input."""
+    tf.random.set_seed(1)
+    height, width, crop = 12, 20, (5, 7)
+    y, x = np.mgrid[:height, :width].astype(np.float32)
+    images = np.stack([x, y, np.zeros_like(x)], axis=-1)[None].repeat(8, axis=0)
+    labels = (x // 4).astype(np.uint8)[None].repeat(8, axis=0)
+    weights = (1000 * y + x)[None].repeat(8, axis=0)  # linear: bilinear sampling is exact
+    out_images, out_labels, out_weights = Augmenter(AugmentConfig(crop_size=crop))(
+        images, labels, weights)
+    assert out_images.shape == (8, 5, 7, 3) and out_labels.shape == (8, 5, 7)
+    out_weights, out_images = np.asarray(out_weights), np.asarray(out_images)
+    np.testing.assert_allclose(np.diff(out_weights, axis=1), 1000, atol=1e-2)  # a translation
+    np.testing.assert_allclose(np.diff(out_weights, axis=2), 1, atol=1e-3)
+    offset_x = out_images[:, 0, 0, 0]
+    offset_y = out_images[:, 0, 0, 1]
+    np.testing.assert_allclose(out_weights[:, 0, 0], 1000 * offset_y + offset_x, atol=1e-2)
+    assert np.all((offset_x >= 0) & (offset_x <= width - crop[1]))
+    assert np.all((offset_y >= 0) & (offset_y <= height - crop[0]))
+    assert len(np.unique(np.round(offset_x, 3))) > 4  # random places, not one
+    # Nearest-neighbour labels of the sampled columns: floor(x / 4) at the nearest x.
+    expected = (np.floor(out_images[..., 0] + 0.5) // 4).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(out_labels), expected)
+
+
+def test_crop_size_larger_than_the_input_pads_with_the_ignore_label():
+    images, labels = batch(count=2, size=(40, 60))
+    _, out_labels, _ = Augmenter(AugmentConfig(crop_size=(80, 60)))(images, labels)
+    assert np.asarray(out_labels).shape == (2, 80, 60)
+    assert np.mean(np.asarray(out_labels) == 255) == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize("crop_size", [(0, 5), (5,), (5.5, 4), "769"])
+def test_bad_crop_size_is_refused(crop_size):
+    from segcore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="crop_size must be two positive integers"):
+        AugmentConfig(crop_size=crop_size)

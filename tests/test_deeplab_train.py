@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from deeplab_tf import ResizeBilinear, predict_multiscale, preprocess_input
 from deeplab_tf import train as deeplab_train
+from segcore import cli
 from segcore.inference import make_predict_fn as plain_predict_fn
 from segcore.task import SegmentationTask
 
@@ -81,13 +82,15 @@ def test_batch_norm_batch_is_checked_per_replica(two_replica_strategy):
         assert notes["batch_norm_batch"] == 2
 
 
-def test_eval_flags_are_split_from_the_command_line():
-    given, rest = deeplab_train.split_eval_flags(
-        ["--preset", "smoke", "--eval-scales", "0.5", "1.0", "1.5", "--eval-flip",
-         "--eval-max-images", "3"])
-    assert given == {"eval_scales": (0.5, 1.0, 1.5), "eval_flip": True}
-    assert rest == ["--preset", "smoke", "--eval-max-images", "3"]
-    assert deeplab_train.split_eval_flags(["--no-eval-flip"])[0] == {"eval_flip": False}
+def test_eval_and_crop_flags_reach_the_config():
+    parser = cli.build_parser(deeplab_train.PROG, deeplab_train.__doc__, deeplab_train.PRESETS,
+                              deeplab_train.MODEL_FLAGS)
+    config = cli.parse_config(["--preset", "smoke", "--eval-scales", "0.5", "1.0", "1.5",
+                               "--eval-flip", "true", "--crop-size", "33", "41"],
+                              deeplab_train.PRESETS, deeplab_train.DEFAULT_PRESET, parser)
+    assert config.model["eval_scales"] == (0.5, 1.0, 1.5) and config.model["eval_flip"] is True
+    assert config.augment["crop_size"] == (33, 41)
+    assert config.model["backbone"] == deeplab_train.PRESETS["smoke"].model["backbone"]
 
 
 @pytest.mark.parametrize("argv, text", [

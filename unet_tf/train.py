@@ -43,9 +43,7 @@ the challenge's scripts report it) for datasets whose classes are
 ("cell", "membrane") (isbi2012, synthetic_membranes) to metrics.json["isbi"].
 """
 
-import json
 import logging
-import os
 import sys
 
 import keras
@@ -53,11 +51,8 @@ import numpy as np
 import tensorflow as tf
 
 from segcore import cli
-from segcore import data as datasets
-from segcore.errors import ConfigError, SegmentationError
-from segcore.data.images import data_error_from
-from segcore.task import SegmentationTask
-from segcore.training import ModelFamily, load_split, train_and_evaluate  # noqa: F401 (public)
+from segcore.errors import ConfigError
+from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
 
 from unet_tf import isbi_metrics
 from unet_tf.model import build_unet
@@ -240,10 +235,6 @@ def weight_map(labels, w0=10.0, sigma=5.0, class_weights=None):
     return border_weight_map(labels == 0, w0=w0, sigma=sigma, class_weights=class_weights)
 
 
-FAMILY = ModelFamily(
-    name="unet", build=build, preprocess=preprocess, image_fill=(0.0, 0.0, 0.0),
-    make_predict_fn=make_predict_fn, weight_map=weight_map,
-)
 
 
 # --------------------------------------------------------------------------------------
@@ -274,39 +265,27 @@ def isbi_scores(interior_probabilities, labels):
     }
 
 
-def isbi_evaluation(config):
-    """Add ISBI metrics of the finished run to its metrics.json; return them (or None
-    when the dataset's classes are not ("cell", "membrane"))."""
-    info = datasets.info(config.dataset)
+def isbi_evaluation(predict, dataset, config, info):
+    """{"isbi": ISBI metrics} of the run's predict function on the validation pairs
+    (the family's `evaluate` hook, merged into metrics.json); {} when the dataset's
+    classes are not ("cell", "membrane")."""
     if tuple(info.class_names) != ("cell", "membrane"):
-        return None
-    run_dir = os.path.abspath(os.path.join(config.runs_dir, config.name))
-    network, _ = build(config, info.num_classes)
-    network.load_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))
-    predict = tf.function(make_predict_fn(SegmentationTask(network, preprocess), config),
-                          reduce_retracing=True)
+        return {}
     probabilities, labels = [], []
-    for index, (image, label) in enumerate(load_split(config, config.val_split,
-                                                      info.num_classes, info)):
+    for index, (image, label) in enumerate(dataset):
         if config.eval_max_images is not None and index >= config.eval_max_images:
             break
         probabilities.append(predict(image[None])[0, ..., 0].numpy())
         labels.append(label.numpy())
     if not labels:
-        return None
+        return {}
     scores = isbi_scores(probabilities, labels)
-    path = os.path.join(run_dir, "metrics.json")
-    with open(path) as f:
-        metrics = json.load(f)
-    metrics["isbi"] = scores
-    with open(path, "w") as f:
-        json.dump(metrics, f, indent=2)
     log.info("run %s, ISBI metrics on %s/%s (%d slices): pixel error %.4f, Rand error %.4f "
              "(best threshold %.1f: %.4f), warping error %.6f, foreground IoU %.4f",
              config.name, config.dataset, config.val_split, scores["slices"],
              scores["pixel_error"], scores["rand_error"], scores["rand_error_best_threshold"],
              scores["rand_error_best"], scores["warping_error"], scores["foreground_iou"])
-    return scores
+    return {"isbi": scores}
 
 
 def default_preset(argv):
@@ -317,23 +296,16 @@ def default_preset(argv):
     return DEFAULT_PRESET
 
 
+FAMILY = ModelFamily(
+    name="unet", build=build, preprocess=preprocess, image_fill=(0.0, 0.0, 0.0),
+    make_predict_fn=make_predict_fn, weight_map=weight_map, evaluate=isbi_evaluation,
+)
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    preset = default_preset(argv)
-    status = cli.main(argv, prog=PROG, description=__doc__, presets=PRESETS,
-                      default_preset=preset, family=FAMILY, model_flags=MODEL_FLAGS)
-    if status:
-        return status
-    parser = cli.build_parser(PROG, __doc__, PRESETS, MODEL_FLAGS)
-    try:
-        isbi_evaluation(cli.parse_config(argv, PRESETS, preset, parser))
-    except SegmentationError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    except tf.errors.OpError as error:
-        print(f"{PROG}: error: {data_error_from(error)}", file=sys.stderr)
-        return 2
-    return 0
+    return cli.main(argv, prog=PROG, description=__doc__, presets=PRESETS,
+                    default_preset=default_preset(argv), family=FAMILY, model_flags=MODEL_FLAGS)
 
 
 if __name__ == "__main__":
