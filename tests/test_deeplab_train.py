@@ -146,3 +146,30 @@ def test_auto_weights_fall_back_to_random_initialisation(monkeypatch):
         None, "none (auto: no ImageNet checkpoint for xception65 in this package)")
     with pytest.raises(ConfigError, match="could not get the MobileNetV2"):
         deeplab_train.build(SMOKE.replace(weights="imagenet"), 4)
+
+
+@pytest.mark.slow
+def test_cityscapes_preset_trains_on_769_crops_of_the_real_frames(datasets_root, tmp_path):
+    """The Cityscapes recipe on the real sample frame: whole frames in, the training
+    step scales and crops 769x769 (a small MobileNetV2 stands in for Xception-65)."""
+    preset = deeplab_train.PRESETS["cityscapes_xception65"]
+    assert preset.augment["crop_size"] == (769, 769) and preset.image_size is None
+    with pytest.warns(UserWarning, match="per-replica batch of 1"):
+        status = deeplab_train.main([
+            "--preset", "cityscapes_xception65", "--runs-dir", str(tmp_path),
+            "--data-dir", f"{datasets_root}/cityscapes", "--train-split", "val",
+            "--backbone", "mobilenetv2", "--alpha", "0.35", "--weights", "none",
+            "--batch-size", "1", "--epochs", "1", "--steps-per-epoch", "2",
+            "--eval-max-images", "1", "--overlays", "0", "--no-export"])
+    assert status == 0
+    run = tmp_path / "cityscapes_xception65"
+    config = json.loads((run / "config.json").read_text())
+    assert config["augment"]["crop_size"] == [769, 769]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert np.array(metrics["confusion_matrix"]).shape == (19, 19)
+    from segcore import data
+
+    ((_, labels),) = list(data.load("cityscapes", f"{datasets_root}/cityscapes", "val"))
+    assert labels.shape[0] < 769  # the samples are small: the crops pad with ignore
+    # evaluated at the frame's own size, ignore (255) left out
+    assert np.array(metrics["confusion_matrix"]).sum() == np.sum(labels.numpy() != 255)
