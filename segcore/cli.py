@@ -118,16 +118,25 @@ def main(argv, *, prog, description, presets, default_preset, family, model_flag
     """Entry point of a trainer: returns the process exit status."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     parser = build_parser(prog, description, presets, model_flags)
+
+    def run():
+        train_and_evaluate(parse_config(argv, presets, default_preset, parser), family)
+        return 0
+
+    return exit_status(prog, run)
+
+
+def exit_status(prog, action):
+    """`action()`'s exit status; a bad input (SegmentationError, or an in-graph data
+    check's OpError) becomes one line "PROG: error: ..." on stderr and status 2."""
     try:
-        config = parse_config(argv, presets, default_preset, parser)
-        train_and_evaluate(config, family)
+        return action()
     except SegmentationError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     except tf.errors.OpError as error:
         print(f"{prog}: error: {data_error_from(error)}", file=sys.stderr)
         return 2
-    return 0
 
 
 __all__ = ["COMMON_FLAGS", "TrainConfig", "build_parser", "main", "parse_config"]

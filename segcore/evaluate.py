@@ -537,18 +537,16 @@ def main(argv=None):
     prog = "python -m segcore.evaluate"
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    from segcore.cli import exit_status  # segcore.cli imports the training engine, which imports us
+
+    def run():
         report = evaluate(args.model, args.dataset, args.data_dir, args.split,
                           options_from_args(args), args.out, args.max_images, args.overlays,
                           dict(args.option))
-    except SegmentationError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    except tf.errors.OpError as error:
-        print(f"{prog}: error: {data_error_from(error)}", file=sys.stderr)
-        return 2
-    print(format_report(report))
-    return 0
+        print(format_report(report))
+        return 0
+
+    return exit_status(prog, run)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,20 @@ def train_aug_ids(voc_train, voc_val, sbd_train, sbd_val):
     return sorted((set(sbd_train) | set(sbd_val) | set(voc_train)) - set(voc_val))
 
 
+def existing_pairs(ids, image_candidates, mask_candidates):
+    """(pairs, missing ids): for each id the first existing file of `image_candidates(id)`
+    and of `mask_candidates(id)` (VOC's own files before SBD's); ids lacking either are missing."""
+    pairs, missing = [], []
+    for item in ids:
+        image = next((p for p in image_candidates(item) if os.path.isfile(p)), None)
+        mask = next((p for p in mask_candidates(item) if os.path.isfile(p)), None)
+        if image and mask:
+            pairs.append((image, mask))
+        else:
+            missing.append(item)
+    return pairs, missing
+
+
 def train_aug_index(data_dir, sbd_dir=None, mask_dir="SegmentationClass"):
     voc = voc_root(data_dir)
     sbd = find_sbd(data_dir, sbd_dir)
@@ -89,18 +103,12 @@ def train_aug_index(data_dir, sbd_dir=None, mask_dir="SegmentationClass"):
                         read_list(os.path.join(segmentation_lists, "val.txt")),
                         read_list(os.path.join(sbd, "train.txt")),
                         read_list(os.path.join(sbd, "val.txt")))
-    pairs, missing = [], []
-    for item in ids:
-        image = os.path.join(voc, "JPEGImages", f"{item}.jpg")
-        if not os.path.isfile(image):
-            image = os.path.join(sbd, "img", f"{item}.jpg")
-        mask = os.path.join(voc, mask_dir, f"{item}.png")
-        if not os.path.isfile(mask):
-            mask = os.path.join(sbd, "cls", f"{item}.mat")
-        if os.path.isfile(image) and os.path.isfile(mask):
-            pairs.append((image, mask))
-        else:
-            missing.append(item)
+    pairs, missing = existing_pairs(
+        ids,
+        lambda item: [os.path.join(voc, "JPEGImages", f"{item}.jpg"),
+                      os.path.join(sbd, "img", f"{item}.jpg")],
+        lambda item: [os.path.join(voc, mask_dir, f"{item}.png"),
+                      os.path.join(sbd, "cls", f"{item}.mat")])
     problems = []
     if missing:
         problems.append(f"voc2012: {len(missing)} train_aug id(s) without an image (JPEGImages, "
@@ -116,14 +124,10 @@ def index(data_dir, split="train"):
     if root is None:
         raise DataError(f"sbd: no cls/ and train.txt under {data_dir} (expected "
                         "benchmark_RELEASE/dataset from benchmark.tgz)")
-    pairs, missing = [], []
-    for item in read_list(os.path.join(root, f"{split}.txt")):
-        image = os.path.join(root, "img", f"{item}.jpg")
-        mask = os.path.join(root, "cls", f"{item}.mat")
-        if os.path.isfile(image) and os.path.isfile(mask):
-            pairs.append((image, mask))
-        else:
-            missing.append(item)
+    pairs, missing = existing_pairs(
+        read_list(os.path.join(root, f"{split}.txt")),
+        lambda item: [os.path.join(root, "img", f"{item}.jpg")],
+        lambda item: [os.path.join(root, "cls", f"{item}.mat")])
     problems = []
     if missing:
         problems.append(f"sbd: {len(missing)} id(s) of {split}.txt without img/<id>.jpg or "
