@@ -294,7 +294,8 @@ def _train(config, family, run_dir, extra_callbacks):
         train_raw = with_weight_maps(train_raw, family.weight_map, config.weight_map)
     val_raw = load_split(config, config.val_split, num_classes, info)
     pipeline = dict(size=config.image_size, mode=config.pipeline_mode, seed=config.seed,
-                    cache=config.cache, ignore_label=info.ignore_label)
+                    cache=config.cache, ignore_label=info.ignore_label,
+                    image_fill=family.image_fill)
     train_data = make_pipeline(train_raw, config.batch_size, training=True, **pipeline)
     val_data = make_pipeline(val_raw, config.batch_size, training=False, **pipeline)
     steps = config.steps_per_epoch or _count_batches(train_data, run_dir)

@@ -25,13 +25,15 @@ def resize_pair(image, labels, size, weights=None):
     return image, labels, tf.image.resize(weights[..., None], size, method="bilinear")[..., 0]
 
 
-def pad_pair(image, labels, size, ignore_label=IGNORE_LABEL, image_fill=0, weights=None):
-    """Pad at the bottom/right to at least `size` (labels with the ignore label,
-    weights with 0), then crop the top-left `size` window."""
+def pad_pair(image, labels, size, ignore_label=IGNORE_LABEL, image_fill=(0, 0, 0), weights=None):
+    """Pad at the bottom/right to at least `size` (image with the RGB `image_fill`,
+    labels with the ignore label, weights with 0), then crop the top-left `size` window."""
     height, width = size
     shape = tf.shape(labels)
     pad_h, pad_w = tf.maximum(height - shape[0], 0), tf.maximum(width - shape[1], 0)
-    image = tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]], constant_values=image_fill)
+    inside = tf.pad(tf.ones(shape[:2], tf.bool), [[0, pad_h], [0, pad_w]])
+    fill = tf.cast(tf.round(tf.constant(image_fill, tf.float32)), image.dtype)
+    image = tf.where(inside[..., None], tf.pad(image, [[0, pad_h], [0, pad_w], [0, 0]]), fill)
     labels = tf.pad(labels, [[0, pad_h], [0, pad_w]], constant_values=ignore_label)
     if weights is None:
         return image[:height, :width], labels[:height, :width]
@@ -41,7 +43,7 @@ def pad_pair(image, labels, size, ignore_label=IGNORE_LABEL, image_fill=0, weigh
 
 def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, seed=0,
                   cache=True, shard=None, shuffle_buffer=1024, ignore_label=IGNORE_LABEL,
-                  repeat=False):
+                  repeat=False, image_fill=(0, 0, 0)):
     """Batched pipeline of (image uint8 [B, H, W, 3], labels uint8 [B, H, W]
     [, weights float32 [B, H, W]]).
 
@@ -53,6 +55,8 @@ def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, 
         every element must have the same size, or batch_size must be 1).
       mode: "resize" (bilinear image, nearest labels) or "pad" (pad with the
         ignore label and crop: the augmentation then scales and crops).
+      image_fill: RGB of the image's padding in "pad" mode (the network's mean
+        colour, so that padding is 0 after preprocessing).
       training: shuffle, and drop the last partial batch.
       cache: True (memory), a file path, or False.
       shard: (num_workers, worker_index) for multi-worker training, or None.
@@ -72,7 +76,8 @@ def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, 
         if mode == "resize":
             fn = lambda i, l, w=None: resize_pair(i, l, size, w)  # noqa: E731
         else:
-            fn = lambda i, l, w=None: pad_pair(i, l, size, ignore_label, weights=w)  # noqa: E731
+            fn = lambda i, l, w=None: pad_pair(i, l, size, ignore_label, image_fill,  # noqa: E731
+                                               weights=w)
         dataset = dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         dataset = dataset.repeat()
