@@ -297,7 +297,11 @@ def _train(config, family, run_dir, extra_callbacks):
                     cache=config.cache, ignore_label=info.ignore_label,
                     image_fill=family.image_fill)
     train_data = make_pipeline(train_raw, config.batch_size, training=True, **pipeline)
-    val_data = make_pipeline(val_raw, config.batch_size, training=False, **pipeline)
+    # Only the pairs fit() validates on are decoded and cached (a partly read cache is
+    # thrown away by tf.data, with a warning, at every epoch).
+    val_fit = (val_raw.take(config.validation_steps * config.batch_size)
+               if config.validation_steps else val_raw)
+    val_data = make_pipeline(val_fit, config.batch_size, training=False, **pipeline)
     steps = config.steps_per_epoch or _count_batches(train_data, run_dir)
     if steps == 0:
         raise DataError(f"{config.dataset}/{config.train_split}: fewer pairs than one batch "
