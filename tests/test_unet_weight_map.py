@@ -91,3 +91,28 @@ def test_isbi_label_matches_brute_force_distances(datasets_root):
         assert weights[y, x] == pytest.approx(expected, rel=1e-5)
     # thin membranes between two cells get most of w0 = 10
     assert (weights[~interior] - w_membrane).max() > 5.0
+
+
+def _whole_image_weights(cells, w0, sigma, w_background, w_foreground):
+    """Eq. 2 with every cell's distance transform over the whole image (the plain way)."""
+    foreground = cells != 0
+    labels, count = ndimage.label(foreground)
+    d1 = np.full(cells.shape, np.inf)
+    d2 = np.full(cells.shape, np.inf)
+    for k in range(1, count + 1):
+        d = ndimage.distance_transform_edt(labels != k)
+        d2 = np.minimum(d2, np.maximum(d1, d))
+        d1 = np.minimum(d1, d)
+    border = np.where(foreground, 0.0, _border(d1, d2, w0, sigma))
+    return np.where(foreground, w_foreground, w_background) + border
+
+
+@pytest.mark.parametrize("sigma", [5.0, 40.0])  # 40: the windows cover the whole slice
+def test_windowed_distances_equal_whole_image_distances_on_an_isbi_slice(datasets_root, sigma):
+    label = iio.imread(os.path.join(datasets_root, "isbi2012", "train", "label", "3.png"))
+    interior = label > 0
+    assert ndimage.label(interior)[1] > 100  # a whole slice: many cells
+    weights = unet_tf.border_weight_map(interior, w0=10.0, sigma=sigma, class_weights=(2.0, 1.0))
+    expected = _whole_image_weights(interior, 10.0, sigma, 2.0, 1.0)
+    np.testing.assert_allclose(weights, expected, rtol=1e-6, atol=2e-8)
+    assert (expected - 2.0)[~interior].max() > 5.0  # the border term is really there
