@@ -169,7 +169,8 @@ def configurations(args):
     rows = [("plain", "fp32", False), ("fcn_tf", "fp32", False), ("fcn_tf", "mixed", False)]
     if args.xla:
         rows += [("plain", "fp32", True), ("fcn_tf", "fp32", True), ("fcn_tf", "mixed", True)]
-    return [dict(common_fields, model=m, precision=p, xla=x) for m, p, x in rows]
+    return [dict(common_fields, model=m, precision=p, xla=x) for m, p, x in rows
+            if m == "plain" or p in args.precisions]
 
 
 def training_configuration(batch_size=2, size=DEFAULT_SIZE, steps=20, warmup=3, infer=False):
@@ -235,6 +236,9 @@ def main(argv=None):
     parser.add_argument("--xla", action="store_true", help="also measure jit_compile=True")
     parser.add_argument("--augment", action="store_true",
                         help="fcn_tf rows with the kitti_fcn8s preset's on-device augmentation")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "mixed"],
+                        choices=["fp32", "mixed"],
+                        help="fcn_tf rows to measure (the plain fp32 baseline always runs)")
     parser.add_argument("--timeout", type=float, default=3600,
                         help="seconds allowed for one configuration")
     parser.add_argument("--child", help=argparse.SUPPRESS)
