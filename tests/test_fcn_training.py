@@ -51,7 +51,7 @@ def test_two_replicas_give_the_same_step_as_one(two_replica_strategy, tmp_path):
             network.load_weights(initial)
             task = compiled_task(network, keras.optimizers.SGD(0.01, momentum=0.9))
         data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
-        task.fit(data, epochs=2, verbose=0)
+        task.fit(data, epochs=2, verbose=0, shuffle=False)
         return {name: network.get_layer(name).get_weights()[0]
                 for name in ("conv1_1", "fc7", "score_fr", "score_pool3", "upscore2")}
 
