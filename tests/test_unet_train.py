@@ -103,9 +103,8 @@ def test_smoke_run_directory_and_saved_model_of_any_size(tmp_path):
     isbi = metrics["isbi"]
     assert isbi["slices"] == 2
     assert isbi["pixel_error"] == pytest.approx(1 - metrics["pixel_accuracy"])  # no ignored pixels
-    # Cell interior; the ISBI figure is the mean of per-slice IoUs, the confusion matrix's
-    # is pooled over both slices, so they agree closely but not exactly.
-    assert isbi["foreground_iou"] == pytest.approx(metrics["per_class_iou"][0], rel=0.02)
+    # (The ISBI foreground IoU is a mean of per-slice IoUs, the confusion matrix's is pooled
+    # over the slices: they are compared on one slice, in the ISBI test below.)
     assert 0 <= isbi["rand_error_best"] <= isbi["rand_error"] <= 1
 
     # The SavedModel tiles images of any size; it agrees with the trained network.
@@ -137,4 +136,6 @@ def test_isbi_preset_trains_on_the_real_slices(tmp_path, datasets_root):
     assert np.array(metrics["confusion_matrix"]).sum() == 512 * 512  # one whole slice
     assert metrics["isbi"]["slices"] == 1
     assert metrics["isbi"]["pixel_error"] == pytest.approx(1 - metrics["pixel_accuracy"])
+    # one slice: the ISBI cell IoU is the confusion matrix's class-0 (cell) IoU
+    assert metrics["isbi"]["foreground_iou"] == pytest.approx(metrics["per_class_iou"][0])
     assert (run / "overlays" / "val_000.png").exists()
