@@ -46,7 +46,8 @@ import tensorflow as tf
 
 from segcore import cli
 from segcore.errors import ConfigError
-from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
+from segcore.training import (ModelFamily, split_model_options,
+                              train_and_evaluate)  # noqa: F401 (public)
 
 from deeplab_tf.inference import predict_multiscale
 from deeplab_tf.model import (IMAGENET_BACKBONES, build_deeplabv3plus, check_batch_norm_batch,
@@ -94,12 +95,7 @@ class CaffeFromUnitRange(keras.layers.Layer):
 
 def split_options(model):
     """(build_deeplabv3plus kwargs, extra options) of config.model."""
-    options = {k: v for k, v in model.items() if k != "num_classes"}
-    extra = {k: options.pop(k, default) for k, default in EXTRA_OPTIONS.items()}
-    unknown = sorted(set(options) - set(BUILD_OPTIONS))
-    if unknown:
-        raise ConfigError(f"model option(s) {', '.join(unknown)} unknown to DeepLabv3+; expected "
-                          f"{', '.join(BUILD_OPTIONS + tuple(EXTRA_OPTIONS))}")
+    options, extra = split_model_options(model, BUILD_OPTIONS, EXTRA_OPTIONS, "DeepLabv3+")
     scales = extra["eval_scales"]
     if isinstance(scales, (int, float)):
         scales = (scales,)

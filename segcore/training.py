@@ -127,6 +127,18 @@ class ModelFamily:
     evaluate: Optional[Callable] = None
 
 
+def split_model_options(model, build_options, family_options, family):
+    """(builder kwargs, family options with their defaults) of `config.model`; a key
+    known to neither is a ConfigError naming it and the expected keys."""
+    options = {k: v for k, v in model.items() if k != "num_classes"}
+    extra = {k: options.pop(k, default) for k, default in family_options.items()}
+    unknown = sorted(set(options) - set(build_options))
+    if unknown:
+        raise ConfigError(f"model option(s) {', '.join(unknown)} unknown to {family}; expected "
+                          f"{', '.join(tuple(build_options) + tuple(family_options))}")
+    return options, extra
+
+
 def with_weight_maps(dataset, weight_map, options):
     """(image, labels) -> (image, labels, weights) with `weight_map(labels, **options)`."""
 

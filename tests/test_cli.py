@@ -1,5 +1,7 @@
 """The trainers' shared command line (segcore.cli)."""
 
+import re
+
 import pytest
 
 from deeplab_tf import train as deeplab_train
@@ -28,3 +30,14 @@ def test_model_flags_with_several_values_become_tuples():
                               fcn_train.DEFAULT_PRESET, parser)
     assert config.model["scales"] == (0.5, 2.0)
     assert config.augment == {**fcn_train.PRESETS["smoke"].augment}
+
+
+@pytest.mark.parametrize("module, family", [(deeplab_train, "DeepLabv3+"), (unet_train, "the U-Net")])
+def test_unknown_model_options_are_named(module, family):
+    from segcore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"model option\(s\) bogus, zeta unknown to {re.escape(family)}; "
+                                          r"expected .*(eval_scales|tile_size)"):
+        module.split_options({"zeta": 1, "bogus": 2, "num_classes": 3})
+    options, extra = module.split_options({})
+    assert options == {} and extra  # the family's own options come back with their defaults

@@ -52,7 +52,8 @@ import tensorflow as tf
 
 from segcore import cli
 from segcore.errors import ConfigError
-from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
+from segcore.training import (ModelFamily, split_model_options,
+                              train_and_evaluate)  # noqa: F401 (public)
 
 from unet_tf import isbi_metrics
 from unet_tf.model import build_unet
@@ -173,12 +174,7 @@ class OverlapTileUNet(keras.Model):
 
 def split_options(model):
     """(build_unet kwargs, tiling options) of config.model; ConfigError for unknown keys."""
-    options = {k: v for k, v in model.items() if k != "num_classes"}
-    tiling = {k: options.pop(k, default) for k, default in TILING_OPTIONS.items()}
-    unknown = sorted(set(options) - set(BUILD_OPTIONS))
-    if unknown:
-        raise ConfigError(f"model option(s) {', '.join(unknown)} unknown to the U-Net; expected "
-                          f"{', '.join(BUILD_OPTIONS + tuple(TILING_OPTIONS))}")
+    options, tiling = split_model_options(model, BUILD_OPTIONS, TILING_OPTIONS, "the U-Net")
     depth = options.get("depth", 4)
     if tiling["tile_size"] is None and isinstance(depth, int) and depth >= 1:
         tiling["tile_size"] = 572 if depth == 4 else valid_input_sizes(572, depth, 1)[0]
