@@ -37,7 +37,11 @@ COMMON_FLAGS = {
                              "valid (mean over labelled pixels) or none (sum, Caffe normalize: false)"),
     "--weights": ("weights", str, None, "auto, imagenet, none, or a weights file"),
     "--init-from": ("init_from", str, None, "run directory whose layers initialise this network"),
-    "--precision": ("precision", str, None, "auto, fp32 or mixed (bf16 on CPU, fp16 on GPU)"),
+    "--precision": ("precision", str, None, "training precision: auto, fp32 or mixed (bf16 on CPU, "
+                    "fp16 on GPU)"),
+    "--export-precision": ("export_precision", str, None,
+                           "precision of the SavedModel and of the evaluation in metrics.json: "
+                           "fp32 (default) or mixed"),
     "--devices": ("devices", str, "+", "devices for MirroredStrategy, e.g. /gpu:0 /gpu:1"),
     "--seed": ("seed", int, None, "random seed"),
     "--runs-dir": ("runs_dir", str, None, "parent of the run directory"),

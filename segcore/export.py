@@ -8,7 +8,9 @@ Signatures:
 * ``serving_bytes``: `images` string [batch] of encoded PNG/JPEG (TF Serving's
   REST ``{"b64": ...}``), all of the same size -> the same outputs.
 * ``metadata``: `num_classes`, `class_names`, `palette`, `ignore_label`, so a
-  client can draw and name classes from the SavedModel alone.
+  client can draw and name classes from the SavedModel alone, and `dtype_policy`,
+  the precision the graph computes in (float32 unless the run asked for
+  `--export-precision mixed`).
 
 `tf.saved_model.save` of a small `tf.Module` that tracks the network's variables
 once: Keras 3.15's `model.export` writes every variable twice (1.0 GB for
@@ -26,7 +28,8 @@ SIGNATURES = ("serving_default", "serving_bytes", "metadata")
 
 
 class ServingModule(tf.Module):
-    def __init__(self, predict_fn, variables, num_classes, class_names, palette, ignore_label):
+    def __init__(self, predict_fn, variables, num_classes, class_names, palette, ignore_label,
+                 dtype_policy="float32"):
         super().__init__(name="segmentation_serving")
         self._predict_fn = predict_fn
         self.model_variables = list(variables)
@@ -35,6 +38,7 @@ class ServingModule(tf.Module):
             "class_names": tf.constant(list(class_names), tf.string),
             "palette": tf.constant(np.asarray(palette, np.int32).reshape(-1, 3)),
             "ignore_label": tf.constant(ignore_label, tf.int32),
+            "dtype_policy": tf.constant(dtype_policy, tf.string),
         }
 
     def _outputs(self, images):
@@ -62,9 +66,11 @@ class ServingModule(tf.Module):
 
 
 def export_saved_model(path, predict_fn, variables, num_classes, class_names, palette,
-                       ignore_label=255):
-    """Write a SavedModel serving `predict_fn` (uint8 images -> probabilities) to `path`."""
-    module = ServingModule(predict_fn, variables, num_classes, class_names, palette, ignore_label)
+                       ignore_label=255, dtype_policy="float32"):
+    """Write a SavedModel serving `predict_fn` (uint8 images -> probabilities) to `path`;
+    `dtype_policy` (the policy `predict_fn`'s network was built in) goes into `metadata`."""
+    module = ServingModule(predict_fn, variables, num_classes, class_names, palette, ignore_label,
+                           dtype_policy)
     signatures = {
         "serving_default": module.serve.get_concrete_function(),
         "serving_bytes": module.serve_bytes.get_concrete_function(),

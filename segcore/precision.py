@@ -13,6 +13,7 @@ from segcore.errors import ConfigError
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "mixed")
+EXPORT_PRECISIONS = ("fp32", "mixed")
 
 
 def cpu_has_bf16():
@@ -40,6 +41,16 @@ def resolve_policy(precision):
         return "mixed_bfloat16"
     log.info("--precision auto: no GPU and no native bfloat16 on this CPU, training in float32")
     return "float32"
+
+
+def resolve_export_policy(export_precision):
+    """Keras dtype policy of the exported SavedModel (and of the evaluation that writes
+    metrics.json): float32 unless `--export-precision mixed` asks for this machine's mixed
+    policy. A served model must not depend on the CPU it was trained on."""
+    if export_precision not in EXPORT_PRECISIONS:
+        raise ConfigError(f"--export-precision must be one of {', '.join(EXPORT_PRECISIONS)}; "
+                          f"got {export_precision!r}")
+    return "float32" if export_precision == "fp32" else resolve_policy("mixed")
 
 
 class dtype_policy:

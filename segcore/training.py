@@ -41,7 +41,8 @@ from segcore.inference import make_predict_fn
 from segcore.losses import SegmentationCrossEntropy
 from segcore.optimizers import FusedAdam, FusedSGD
 from segcore.metrics import ConfusionMatrixMetric
-from segcore.precision import dtype_policy, resolve_policy
+from segcore.families import get_family
+from segcore.precision import dtype_policy, resolve_export_policy, resolve_policy
 from segcore.task import SegmentationTask
 from segcore.visualize import plot_curves
 
@@ -83,6 +84,7 @@ class TrainConfig:
     weights: str = "auto"
     init_from: Optional[str] = None
     precision: str = "auto"
+    export_precision: str = "fp32"          # SavedModel and metrics.json: fp32, or mixed (opt in)
     jit_compile: bool = False
     devices: Optional[list] = None
     seed: int = 0
@@ -185,22 +187,49 @@ def make_optimizer(config, total_steps):
     return optimizer
 
 
-def load_network_weights_by_name(network, run_dir, build_network):
-    """Copy weights of same-named, same-shaped layers from a finished run (staged training).
+def build_inference_task(config, family, num_classes, policy):
+    """`family`'s network for `config` built under dtype `policy`, without pretrained
+    weights (they are loaded or copied after), in a `SegmentationTask` with no augmentation."""
+    with dtype_policy(policy):
+        network, _ = family.build(config.replace(weights=None, init_from=None), num_classes)
+    return SegmentationTask(network, family.preprocess)
 
-    FCN-16s starts from FCN-32s and FCN-8s from FCN-16s this way: the VGG layers and
-    `score_fr` carry over; the new skip layers keep their zero/bilinear initialisation.
-    Returns the names of the copied layers.
-    """
+
+def load_run(run_dir, precision="fp32"):
+    """(config, family, task, num_classes) of a finished run directory: its network rebuilt
+    from config.json by the family it records, under `precision` (fp32 or mixed), with
+    checkpoints/final.weights.h5 loaded."""
     config_path = os.path.join(run_dir, "config.json")
     weights_path = os.path.join(run_dir, "checkpoints", "final.weights.h5")
     for path in (config_path, weights_path):
         if not os.path.isfile(path):
-            raise ConfigError(f"--init-from {run_dir}: missing {path} (not a finished run directory)")
-    with open(config_path) as f:
-        previous = json.load(f)
-    source = build_network(previous)
-    source.load_weights(weights_path)
+            raise ConfigError(f"{run_dir}: missing {path} (not a finished run directory)")
+    try:
+        with open(config_path) as f:
+            document = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"{config_path}: not a readable JSON file ({error})") from None
+    config = config_from_document(document, config_path)
+    family = get_family(config.family)
+    num_classes = document.get("resolved", {}).get("num_classes") \
+        or datasets.info(config.dataset).num_classes
+    task = build_inference_task(config, family, num_classes, resolve_export_policy(precision))
+    task.network.load_weights(weights_path)
+    return config, family, task, num_classes
+
+
+def load_network_weights_by_name(network, run_dir):
+    """Copy weights of same-named, same-shaped layers from a finished run (staged training).
+
+    FCN-16s starts from FCN-32s and FCN-8s from FCN-16s this way: the VGG layers and
+    `score_fr` carry over; the new skip layers keep their zero/bilinear initialisation.
+    The source network is rebuilt by the family its config.json records.
+    Returns the names of the copied layers.
+    """
+    try:
+        source = load_run(run_dir)[2].network
+    except ConfigError as error:
+        raise ConfigError(f"--init-from {error}") from None
     copied = []
     for layer in network.layers:
         try:
@@ -292,6 +321,7 @@ def _train(config, family, run_dir, extra_callbacks):
                     "pass --dataset and --data-dir for a real dataset", config.dataset)
     augment = AugmentConfig(**config.augment)
     policy = resolve_policy(config.precision)
+    export_policy = resolve_export_policy(config.export_precision)
     strategy = make_strategy(config.devices)
     log.info("run %s: %s on %s, %d replica(s), dtype policy %s", config.name, family.name,
              config.dataset, strategy.num_replicas_in_sync, policy)
@@ -319,14 +349,13 @@ def _train(config, family, run_dir, extra_callbacks):
         raise DataError(f"{config.dataset}/{config.train_split}: fewer pairs than one batch "
                         f"of {config.batch_size}")
 
-    resolved = {"dtype_policy": policy, "replicas": strategy.num_replicas_in_sync,
+    resolved = {"dtype_policy": policy, "export_dtype_policy": export_policy, "replicas": strategy.num_replicas_in_sync,
                 "num_classes": num_classes, "steps_per_epoch": steps}
     with dtype_policy(policy), strategy.scope():
         network, notes = family.build(config, num_classes)
         resolved.update(notes)
         if config.init_from:
-            copied = load_network_weights_by_name(
-                network, config.init_from, lambda c: family.build(_from_json(c), num_classes)[0])
+            copied = load_network_weights_by_name(network, config.init_from)
             resolved["init_from_layers"] = copied
             log.info("--init-from %s: copied %d layers", config.init_from, len(copied))
         task = SegmentationTask(network, family.preprocess,
@@ -359,8 +388,13 @@ def _train(config, family, run_dir, extra_callbacks):
         raise image_io.data_error_from(error, f"{config.dataset}: ") from None
     network.save_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))
 
-    predict_fn = (family.make_predict_fn(task, config) if family.make_predict_fn
-                  else make_predict_fn(task, config.image_size))
+    if export_policy != policy:
+        # The evaluation that writes metrics.json runs at the exported model's precision.
+        log.info("evaluation and SavedModel in %s (trained in %s)", export_policy, policy)
+        task = build_inference_task(config, family, num_classes, export_policy)
+        task.network.set_weights(network.get_weights())
+        network = task.network
+    predict_fn = inference_predict_fn(family, task, config)
     predict = tf.function(predict_fn, reduce_retracing=True)
     try:
         metrics = evaluate_split(predict, val_raw, info, num_classes, config.eval_max_images,
@@ -374,12 +408,20 @@ def _train(config, family, run_dir, extra_callbacks):
     plot_curves(history.history, os.path.join(run_dir, "curves.png"), title=config.name)
     if config.export:
         export_saved_model(os.path.join(run_dir, "saved_model"), predict_fn, network.variables,
-                           num_classes, info.class_names, info.palette, info.ignore_label)
+                           num_classes, info.class_names, info.palette, info.ignore_label,
+                           dtype_policy=export_policy)
     with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump(_jsonable(metrics), f, indent=2)
     log.info("run %s finished in %.0f s: validation mean IoU %.4f, pixel accuracy %.4f",
              config.name, time.time() - started, metrics["mean_iou"], metrics["pixel_accuracy"])
     return metrics
+
+
+def inference_predict_fn(family, task, config):
+    """uint8 images -> probabilities of the run's evaluation and SavedModel."""
+    if family.make_predict_fn:
+        return family.make_predict_fn(task, config)
+    return make_predict_fn(task, config.image_size)
 
 
 def _count_batches(dataset, run_dir):
@@ -389,9 +431,16 @@ def _count_batches(dataset, run_dir):
     return int(dataset.reduce(0, lambda n, _: n + 1).numpy())
 
 
-def _from_json(previous):
+def config_from_document(document, source="config"):
+    """TrainConfig of a config.json document (its "resolved" record is not a field)."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in previous.items() if k in fields})
+    unknown = sorted(set(document) - fields - {"resolved"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)}")
+    values = {k: v for k, v in document.items() if k in fields}
+    if isinstance(values.get("image_size"), list):
+        values["image_size"] = tuple(values["image_size"])
+    return TrainConfig(**values)
 
 
 def _write_config(run_dir, config, resolved):
