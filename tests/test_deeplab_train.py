@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from segcore import precision
+
 from deeplab_tf import ResizeBilinear, predict_multiscale, preprocess_input
 from deeplab_tf import train as deeplab_train
 from segcore import cli
@@ -106,7 +108,10 @@ def test_bad_flags_are_one_line_errors(argv, text, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_smoke_run_directory_and_single_scale_saved_model(tmp_path):
+@pytest.mark.parametrize("native_bf16", [False, True], ids=["cpu_without_bf16", "cpu_with_bf16"])
+def test_smoke_run_directory_and_single_scale_saved_model(tmp_path, monkeypatch, native_bf16):
+    # Both answers of --precision auto are forced; the SavedModel is float32 either way.
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda flags=None: native_bf16)
     status = deeplab_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path),
                                  "--eval-scales", "1.0"])
     assert status == 0
@@ -116,6 +121,8 @@ def test_smoke_run_directory_and_single_scale_saved_model(tmp_path):
         assert (run / name).exists(), name
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["eval_scales"] == [1.0] and config["model"]["backbone"] == "mobilenetv2"
+    assert config["resolved"]["dtype_policy"] == ("mixed_bfloat16" if native_bf16 else "float32")
+    assert config["resolved"]["export_dtype_policy"] == "float32"
     assert config["resolved"]["batch_norm_batch"] == 2
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.array(metrics["confusion_matrix"]).sum() <= 2 * 49 * 49  # void band ignored
@@ -130,6 +137,27 @@ def test_smoke_run_directory_and_single_scale_saved_model(tmp_path):
     plain = plain_predict_fn(SegmentationTask(network, deeplab_train.preprocess))(image)
     assert served.shape == (1, 37, 61, 4)
     np.testing.assert_allclose(served.numpy(), plain.numpy(), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_export_precision_mixed_serves_bfloat16_close_to_float32(tmp_path):
+    status = deeplab_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path), "--precision",
+                                 "fp32", "--eval-scales", "1.0", "--export-precision", "mixed"])
+    assert status == 0
+    run = tmp_path / "smoke"
+    config = json.loads((run / "config.json").read_text())
+    assert config["export_precision"] == "mixed"
+    assert config["resolved"]["dtype_policy"] == "float32"
+    assert config["resolved"]["export_dtype_policy"] == "mixed_bfloat16"
+    loaded = tf.saved_model.load(str(run / "saved_model"))
+    assert loaded.signatures["metadata"]()["dtype_policy"].numpy() == b"mixed_bfloat16"
+    network, _ = deeplab_train.build(SMOKE, 4)
+    network.load_weights(str(run / "checkpoints" / "final.weights.h5"))
+    image = np.random.default_rng(4).integers(0, 256, (1, 37, 61, 3), dtype=np.uint8)
+    served = loaded.signatures["serving_default"](images=tf.constant(image))["probabilities"]
+    plain = plain_predict_fn(SegmentationTask(network, deeplab_train.preprocess))(image)
+    difference = np.abs(served.numpy() - plain.numpy()).max()
+    assert 0 < difference < 0.1  # computed in bfloat16 (8-bit mantissa), not in float32
 
 
 def test_auto_weights_fall_back_to_random_initialisation(monkeypatch):
