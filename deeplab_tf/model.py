@@ -51,6 +51,7 @@ import keras
 import tensorflow as tf
 
 from segcore.errors import ConfigError
+from segcore.imagenet import IMAGENET_MEAN_BGR
 
 from deeplab_tf.aspp import ResizeBilinear, aspp, conv_bn_relu, separable_conv_bn_relu
 from deeplab_tf.mobilenet import SKIPPED_LAYERS, mobilenet_v2
@@ -83,9 +84,10 @@ BATCH_NORM_WARNING = (
 
 def build_deeplabv3plus(num_classes=21, backbone="xception65", output_stride=16,
                         input_shape=(None, None, 3), weights=None, separable=True,
-                        multi_grid=None, alpha=1.0, atrous_rates=None, dropout=0.1,
+                        multi_grid: tuple[int, ...] = None, alpha=1.0,
+                        atrous_rates: tuple[int, ...] = None, dropout=0.1,
                         sync_batch_norm=False, freeze_batch_norm=False,
-                        batch_norm_momentum=None, name=None):
+                        batch_norm_momentum: float = None, name=None):
     """Build DeepLabv3+ as a Keras functional model.
 
     Args:
@@ -212,7 +214,7 @@ def preprocess_input(images, backbone="xception65"):
         raise ConfigError(f"backbone must be one of {', '.join(BACKBONES)}; got {backbone!r}")
     images = tf.cast(images, tf.float32)
     if backbone.startswith("resnet"):
-        return images[..., ::-1] - tf.constant([103.939, 116.779, 123.68])
+        return images[..., ::-1] - tf.constant(IMAGENET_MEAN_BGR)
     return images / 127.5 - 1.0
 
 

@@ -54,8 +54,6 @@ argument).
 """
 
 import argparse
-
-from segcore.options import key_value  # noqa: E402
 import dataclasses
 import json
 import logging
@@ -72,9 +70,11 @@ from segcore import data as datasets
 from segcore.crf import DEEPLAB_CRF_PARAMS, dense_crf
 from segcore.data.images import data_error_from
 from segcore.errors import ConfigError, DataError, SegmentationError
+from segcore.exit_status import exit_status
 from segcore.export import load_serving
 from segcore.metrics import RoadHistogram, segmentation_scores
 from segcore.metrics import confusion_matrix as confusion_matrix_fn
+from segcore.options import key_value
 from segcore.visualize import overlay, plot_confusion_matrix, plot_per_class_iou, side_by_side
 
 log = logging.getLogger("segcore.evaluate")
@@ -537,7 +537,6 @@ def main(argv=None):
     prog = "python -m segcore.evaluate"
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from segcore.cli import exit_status  # segcore.cli imports the training engine, which imports us
 
     def run():
         report = evaluate(args.model, args.dataset, args.data_dir, args.split,

@@ -21,6 +21,7 @@ curves.png, overlays/, saved_model/.
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from typing import Callable, Optional
@@ -38,8 +39,10 @@ from segcore.evaluate import evaluate_split
 from segcore.evaluate import jsonable as _jsonable
 from segcore.export import export_saved_model
 from segcore.inference import make_predict_fn
+from segcore.layers import all_layers
 from segcore.losses import SegmentationCrossEntropy
 from segcore.optimizers import FusedAdam, FusedSGD
+from segcore.options import ModelOptions
 from segcore.metrics import ConfusionMatrixMetric
 from segcore.families import get_family
 from segcore.precision import dtype_policy, resolve_export_policy, resolve_policy
@@ -81,7 +84,7 @@ class TrainConfig:
     class_weights: Optional[list] = None
     augment: dict = dataclasses.field(default_factory=dict)  # AugmentConfig fields
     weight_map: dict = dataclasses.field(default_factory=dict)  # family.weight_map kwargs; {} = off
-    weights: str = "auto"
+    weights: Optional[str] = "auto"      # auto, imagenet, a file, or None (random)
     init_from: Optional[str] = None
     precision: str = "auto"
     export_precision: str = "fp32"          # SavedModel and metrics.json: fp32, or mixed (opt in)
@@ -118,6 +121,8 @@ class ModelFamily:
     evaluate(predict, dataset, config, info) -> dict: the family's own figures (U-Net's
       ISBI errors) from the run's predict function on the raw validation pairs; merged
       into metrics.json.
+    options: the `segcore.options.ModelOptions` of `config.model` (the builder's keyword
+      arguments and the family's own), from which flags and checks are derived.
     """
 
     name: str
@@ -127,18 +132,7 @@ class ModelFamily:
     make_predict_fn: Optional[Callable] = None
     weight_map: Optional[Callable] = None
     evaluate: Optional[Callable] = None
-
-
-def split_model_options(model, build_options, family_options, family):
-    """(builder kwargs, family options with their defaults) of `config.model`; a key
-    known to neither is a ConfigError naming it and the expected keys."""
-    options = {k: v for k, v in model.items() if k != "num_classes"}
-    extra = {k: options.pop(k, default) for k, default in family_options.items()}
-    unknown = sorted(set(options) - set(build_options))
-    if unknown:
-        raise ConfigError(f"model option(s) {', '.join(unknown)} unknown to {family}; expected "
-                          f"{', '.join(tuple(build_options) + tuple(family_options))}")
-    return options, extra
+    options: Optional[ModelOptions] = None
 
 
 def with_weight_maps(dataset, weight_map, options):
@@ -255,6 +249,32 @@ def _check_num_classes(config, info):
     return info.num_classes
 
 
+def batch_norm_warm_up(network, total_steps):
+    """How far the run's steps move the batch-norm moving averages from their initial
+    values (mean 0, variance 1), with a warning at start-up when most of the initial
+    value would be left: evaluation would then normalise with untrained statistics.
+
+    Returns None without trainable BatchNormalization layers, else a dict for
+    config.json: the largest momentum m, the fraction m**steps of the initial value
+    left after the run, and the steps that leave 5 % of it (log 0.05 / log m).
+    """
+    momenta = [layer.momentum for layer in all_layers(network)
+               if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    if not momenta:
+        return None
+    momentum = max(momenta)
+    left = momentum ** total_steps
+    needed = math.ceil(math.log(0.05) / math.log(momentum)) if momentum > 0 else 1
+    if left > 0.5:
+        log.warning("batch norm: with momentum %g the moving averages keep %.0f %% of their "
+                    "initial values after this run's %d steps (they need %d steps to keep "
+                    "5 %%): evaluation will see untrained statistics. Train longer or lower "
+                    "--batch-norm-momentum / --set model.batch_norm_momentum (e.g. 0.9 needs %d)",
+                    momentum, 100 * left, total_steps, needed,
+                    math.ceil(math.log(0.05) / math.log(0.9)))
+    return {"momentum": momentum, "initial_value_left": left, "steps_to_5_percent": needed}
+
+
 def check_labels(dataset, num_classes, ignore_label, name):
     """In-graph check: every label is < num_classes or the ignore label."""
 
@@ -354,6 +374,9 @@ def _train(config, family, run_dir, extra_callbacks):
     with dtype_policy(policy), strategy.scope():
         network, notes = family.build(config, num_classes)
         resolved.update(notes)
+        warm_up = batch_norm_warm_up(network, steps * config.epochs)
+        if warm_up is not None:
+            resolved["batch_norm_moving_averages"] = warm_up
         if config.init_from:
             copied = load_network_weights_by_name(network, config.init_from)
             resolved["init_from_layers"] = copied

@@ -86,10 +86,11 @@ def test_batch_norm_batch_is_checked_per_replica(two_replica_strategy):
 
 def test_eval_and_crop_flags_reach_the_config():
     parser = cli.build_parser(deeplab_train.PROG, deeplab_train.__doc__, deeplab_train.PRESETS,
-                              deeplab_train.MODEL_FLAGS)
+                              deeplab_train.FAMILY)
     config = cli.parse_config(["--preset", "smoke", "--eval-scales", "0.5", "1.0", "1.5",
                                "--eval-flip", "true", "--crop-size", "33", "41"],
-                              deeplab_train.PRESETS, deeplab_train.DEFAULT_PRESET, parser)
+                              deeplab_train.PRESETS, deeplab_train.DEFAULT_PRESET, parser,
+                              deeplab_train.FAMILY)
     assert config.model["eval_scales"] == (0.5, 1.0, 1.5) and config.model["eval_flip"] is True
     assert config.augment["crop_size"] == (33, 41)
     assert config.model["backbone"] == deeplab_train.PRESETS["smoke"].model["backbone"]
@@ -163,15 +164,17 @@ def test_export_precision_mixed_serves_bfloat16_close_to_float32(tmp_path):
 def test_auto_weights_fall_back_to_random_initialisation(monkeypatch):
     from deeplab_tf import model as deeplab_model
     from segcore.errors import ConfigError
+    from segcore.pretrained import WeightsUnavailable
 
     def unavailable(factory, weights, **kwargs):
-        raise ConfigError(f"weights={weights!r}: could not get the {factory} ImageNet weights")
+        raise WeightsUnavailable(f"weights={weights!r}: could not get the {factory} ImageNet weights")
 
     monkeypatch.setattr(deeplab_model, "keras_application", unavailable)
     _, notes = deeplab_train.build(SMOKE.replace(weights="auto"), 4)
     assert notes["weights_used"].startswith("none (auto: ImageNet weights unavailable")
-    assert deeplab_train.resolve_weights("auto", "xception65") == (
-        None, "none (auto: no ImageNet checkpoint for xception65 in this package)")
+    _, notes = deeplab_train.build(SMOKE.replace(weights="auto", model={
+        **SMOKE.model, "backbone": "xception65", "alpha": 1.0}), 4)
+    assert notes["weights_used"] == "none (auto: no ImageNet checkpoint for xception65 in this package)"
     with pytest.raises(ConfigError, match="could not get the MobileNetV2"):
         deeplab_train.build(SMOKE.replace(weights="imagenet"), 4)
 
