@@ -421,7 +421,8 @@ def _train(config, family, run_dir, extra_callbacks):
     predict = tf.function(predict_fn, reduce_retracing=True)
     try:
         metrics = evaluate_split(predict, val_raw, info, num_classes, config.eval_max_images,
-                                 overlays=config.overlays, overlay_dir=os.path.join(run_dir, "overlays"))
+                                 overlays=config.overlays, overlay_dir=os.path.join(run_dir, "overlays"),
+                                 split=config.val_split)
         if family.evaluate is not None:
             metrics.update(family.evaluate(predict, val_raw, config, info))
     except tf.errors.OpError as error:
