@@ -191,7 +191,7 @@ def check_document(document, family, source):
         if key in _NOT_FROM_FILES:
             continue
         if key == "model":
-            checked[key] = family.options.check(_mapping(value, f"{where}model"), f"{where}model.")
+            checked[key] = family.options.check(_mapping(value, f"{where}model"), where)
         elif key == "augment":
             checked[key] = _check_augment(_mapping(value, f"{where}augment"), where)
         elif key in FREE_MAPPINGS:

@@ -206,18 +206,20 @@ class ModelOptions:
     def __contains__(self, name):
         return name in self.options
 
-    def check(self, model, where="model."):
+    def check(self, model, where=""):
         """`model` (config.model) with each value coerced to its option's type;
-        ConfigError naming an unknown key and listing the valid ones."""
+        ConfigError (its message starting with `where`) naming an unknown key and
+        listing the valid ones, or naming a value of the wrong type."""
         unknown = sorted(set(model) - set(self.options) - {"num_classes"})
         if unknown:
             raise ConfigError(
-                f"model option(s) {', '.join(unknown)} unknown to the {self.family} family; "
-                f"expected {', '.join(self.options)}")
-        checked = {k: self.options[k].coerce(v, where) for k, v in model.items()
+                f"{where}model option(s) {', '.join(unknown)} unknown to the {self.family} "
+                f"family; expected {', '.join(self.options)}")
+        label = f"{where}model."
+        checked = {k: self.options[k].coerce(v, label) for k, v in model.items()
                    if k != "num_classes"}
         if "num_classes" in model:
-            checked["num_classes"] = Option("num_classes", int).coerce(model["num_classes"], where)
+            checked["num_classes"] = Option("num_classes", int).coerce(model["num_classes"], label)
         return checked
 
     def split(self, model):

@@ -150,12 +150,14 @@ def with_weight_maps(dataset, weight_map, options):
 
 
 def make_strategy(devices=None):
-    """MirroredStrategy over `devices`, all local GPUs, or the one CPU device."""
+    """MirroredStrategy over `devices` or all local GPUs; TensorFlow's default strategy
+    on one CPU (a one-device MirroredStrategy adds nothing there but a per-device input
+    iterator, whose GeneratorDataset tf.data warns about at every epoch)."""
     if devices:
         return tf.distribute.MirroredStrategy(list(devices))
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
-    return tf.distribute.MirroredStrategy(["/cpu:0"])
+    return tf.distribute.get_strategy()
 
 
 def make_optimizer(config, total_steps):
@@ -356,14 +358,15 @@ def _train(config, family, run_dir, extra_callbacks):
         train_raw = with_weight_maps(train_raw, family.weight_map, config.weight_map)
     val_raw = load_split(config, config.val_split, num_classes, info)
     pipeline = dict(size=config.image_size, mode=config.pipeline_mode, seed=config.seed,
-                    cache=config.cache, ignore_label=info.ignore_label,
-                    image_fill=family.image_fill)
-    train_data = make_pipeline(train_raw, config.batch_size, training=True, **pipeline)
+                    ignore_label=info.ignore_label, image_fill=family.image_fill)
+    train_data = make_pipeline(train_raw, config.batch_size, training=True,
+                               cache=cache_pays(config, train_raw), **pipeline)
     # Only the pairs fit() validates on are decoded and cached (a partly read cache is
     # thrown away by tf.data, with a warning, at every epoch).
     val_fit = (val_raw.take(config.validation_steps * config.batch_size)
                if config.validation_steps else val_raw)
-    val_data = make_pipeline(val_fit, config.batch_size, training=False, **pipeline)
+    val_data = make_pipeline(val_fit, config.batch_size, training=False, cache=config.cache,
+                             **pipeline)
     steps = config.steps_per_epoch or _count_batches(train_data, run_dir)
     if steps == 0:
         raise DataError(f"{config.dataset}/{config.train_split}: fewer pairs than one batch "
@@ -392,6 +395,12 @@ def _train(config, family, run_dir, extra_callbacks):
             metrics=[ConfusionMatrixMetric(num_classes, info.ignore_label)],
             jit_compile=config.jit_compile,
         )
+    if not task.built:
+        # Under the default strategy (one CPU) Keras builds the model at its first step;
+        # BackupAndRestore restores into it before that, so build it and its optimizer now.
+        images = next(iter(train_data))[0]
+        task(images[:1])
+        task.optimizer.build(task.trainable_variables)
     _write_config(run_dir, config, resolved)
 
     callbacks = [
@@ -446,6 +455,17 @@ def inference_predict_fn(family, task, config):
     if family.make_predict_fn:
         return family.make_predict_fn(task, config)
     return make_predict_fn(task, config.image_size)
+
+
+def cache_pays(config, train_raw):
+    """Whether to cache the decoded training pairs: only when the run reads each of them
+    at least once. A run of fewer steps than one pass never completes the cache, which
+    tf.data then throws away with a warning ("did not fully read the dataset being
+    cached"), and reads no pair twice anyway."""
+    if not config.cache or not config.steps_per_epoch:
+        return config.cache
+    count = int(train_raw.cardinality().numpy())
+    return count < 0 or config.steps_per_epoch * config.epochs * config.batch_size >= count
 
 
 def _count_batches(dataset, run_dir):
