@@ -362,3 +362,26 @@ def test_exif_orientation_is_not_applied(tmp_path):
     ((image, labels),) = read_all(str(tmp_path))
     assert image.shape == (24, 40, 3) and labels.shape == (24, 40)
     np.testing.assert_array_equal(image, np.array(Image.open(path).convert("RGB")))
+
+
+# --- end to end ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_coco_voc_fcn8s_preset_trains_end_to_end(coco_dir, tmp_path):
+    """The preset's run, small: 2 steps at 64x64, validation and evaluation on 3 images."""
+    from fcn_tf import train as fcn_train
+    from fcn_tf.presets import PRESETS
+
+    cache = tmp_path / "masks"
+    config = PRESETS["coco_voc_fcn8s"].replace(
+        data_dir=coco_dir, dataset_options={"cache_dir": str(cache)}, val_split="train",
+        epochs=1, steps_per_epoch=2, validation_steps=3, eval_max_images=3, image_size=(64, 64),
+        precision="fp32", weights=None, runs_dir=str(tmp_path / "runs"), overlays=1, export=False)
+    metrics = fcn_train.train_and_evaluate(config, fcn_train.FAMILY)
+    assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and len(metrics["per_class_iou"]) == 21
+    with open(tmp_path / "runs" / "coco_voc_fcn8s" / "config.json") as f:
+        recorded = json.load(f)
+    assert recorded["dataset"] == "coco_voc" and recorded["model"]["variant"] == "fcn8s_atonce"
+    (folder,) = os.listdir(cache)
+    assert folder.startswith("train2017-") and len(os.listdir(cache / folder)) >= 3
