@@ -385,3 +385,24 @@ def test_coco_voc_fcn8s_preset_trains_end_to_end(coco_dir, tmp_path):
     assert recorded["dataset"] == "coco_voc" and recorded["model"]["variant"] == "fcn8s_atonce"
     (folder,) = os.listdir(cache)
     assert folder.startswith("train2017-") and len(os.listdir(cache / folder)) >= 3
+    # the classes are VOC's: the run initialises a VOC fine-tuning run (--init-from),
+    # here on 4 real VOC pairs
+    src = os.path.join(os.path.dirname(coco_dir), "voc2012")
+    root = tmp_path / "VOC2012"
+    for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / sub).mkdir(parents=True)
+    ids = voc2012.split_ids(src, "train")[:4]
+    for item in ids:
+        os.symlink(os.path.join(src, "JPEGImages", f"{item}.jpg"), root / "JPEGImages" / f"{item}.jpg")
+        os.symlink(os.path.join(src, "SegmentationClass", f"{item}.png"),
+                   root / "SegmentationClass" / f"{item}.png")
+    (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(ids) + "\n")
+    voc = PRESETS["voc_fcn8s"].replace(
+        data_dir=str(root), train_split="train",
+        val_split="train", epochs=1, steps_per_epoch=2, validation_steps=2, eval_max_images=2,
+        image_size=(64, 64), precision="fp32", init_from=str(tmp_path / "runs" / "coco_voc_fcn8s"),
+        runs_dir=str(tmp_path / "runs"), overlays=0, export=False)
+    fcn_train.train_and_evaluate(voc, fcn_train.FAMILY)
+    with open(tmp_path / "runs" / "voc_fcn8s" / "config.json") as f:
+        copied = json.load(f)["resolved"]["init_from_layers"]
+    assert {"conv1_1", "fc6", "fc7", "score_fr", "score_pool4", "score_pool3"} <= set(copied)
