@@ -220,13 +220,13 @@ def test_rendered_masks_are_cached_once_per_json_and_rules(coco_dir, tmp_path):
         np.testing.assert_array_equal(labels, coco_voc.render(entry, index.rules))
     # a later read takes the stored file (marked here) instead of rendering again
     marked = np.full_like(first[0][1], 7)
-    Image.fromarray(marked, mode="L").save(folder / names[0])
+    Image.fromarray(marked).save(folder / names[0])
     np.testing.assert_array_equal(read_all(coco_dir, cache_dir=str(cache))[0][1], marked)
     # other rules: another folder
     read_all(coco_dir, cache_dir=str(cache), crowd="ignore")
     assert len(os.listdir(cache)) == 2
     # a cached file of the wrong size is an error naming it
-    Image.fromarray(np.zeros((3, 4), np.uint8), mode="L").save(folder / names[0])
+    Image.fromarray(np.zeros((3, 4), np.uint8)).save(folder / names[0])
     with pytest.raises(Exception, match=f"{names[0]}: cached mask is uint8 \\(3, 4\\)"):
         read_all(coco_dir, cache_dir=str(cache))
 
@@ -362,6 +362,23 @@ def test_exif_orientation_is_not_applied(tmp_path):
     ((image, labels),) = read_all(str(tmp_path))
     assert image.shape == (24, 40, 3) and labels.shape == (24, 40)
     np.testing.assert_array_equal(image, np.array(Image.open(path).convert("RGB")))
+
+
+def test_presets_aim_at_torchvision_figures_and_any_preset_takes_the_dataset(coco_dir):
+    from deeplab_tf import train as deeplab_train
+    from deeplab_tf.presets import PRESETS as DEEPLAB
+    from fcn_tf.presets import PRESETS as FCN
+    from segcore import cli
+
+    fcn, deeplab = FCN["coco_voc_fcn8s"], DEEPLAB["coco_voc_deeplab_mobilenetv2"]
+    assert fcn.dataset == deeplab.dataset == "coco_voc" and fcn.cache is deeplab.cache is False
+    assert "60.5 mIoU / 91.4" in fcn.target and "VGG16" in fcn.target
+    assert "60.3" in deeplab.target and "MobileNetV2" in deeplab.target
+    assert deeplab.model["backbone"] == "mobilenetv2" and fcn.model["variant"] == "fcn8s_atonce"
+    parser = cli.build_parser("t", "", DEEPLAB, deeplab_train.MODEL_FLAGS)
+    config = cli.parse_config(["--preset", "camvid_mobilenetv2", "--dataset", "coco_voc",
+                               "--data-dir", coco_dir], DEEPLAB, "smoke", parser)
+    assert (config.dataset, config.data_dir, config.dataset_options) == ("coco_voc", coco_dir, {})
 
 
 # --- end to end ---------------------------------------------------------------------

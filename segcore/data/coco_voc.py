@@ -404,7 +404,7 @@ def cached_labels(entry, rules, cache, json_path=""):
     labels = render(entry, rules, json_path)
     os.makedirs(cache, exist_ok=True)
     partial = f"{path}.{os.getpid()}.{id(labels)}.tmp"
-    Image.fromarray(labels, mode="L").save(partial, format="PNG")
+    Image.fromarray(labels).save(partial, format="PNG")
     os.replace(partial, path)
     return labels
 
