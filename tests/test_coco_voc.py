@@ -315,6 +315,27 @@ def test_bad_options_are_named(coco_dir):
         data.load("coco_voc", coco_dir, "train", colour_map={})
 
 
+@pytest.mark.parametrize("segmentation, message", [
+    ("garbage", r"annotation id 10: segmentation is neither polygons nor RLE"),
+    ({"counts": [0, 5], "size": [3, 3]},
+     r"annotation id 10: RLE size \[3, 3\] differs from its image's height x width \[24, 40\]"),
+])
+def test_bad_segmentations_are_named_when_rendered(tmp_path, segmentation, message):
+    _one_image_dataset(tmp_path, Image.new("RGB", (40, 24)))
+    path = tmp_path / "annotations" / "instances_train2017.json"
+    content = json.loads(path.read_text())
+    content["annotations"][0]["segmentation"] = segmentation
+    path.write_text(json.dumps(content))
+    with pytest.raises(DataError, match=f"^{path}: {message}"):
+        coco_voc.render(coco_voc.index(str(tmp_path)).entries[0], coco_voc.rules_for("train"),
+                        str(path))
+    from segcore.data import images
+
+    with pytest.raises(Exception) as caught:
+        read_all(str(tmp_path))
+    assert str(images.data_error_from(caught.value)).startswith(f"{path}: ")
+
+
 def _one_image_dataset(tmp_path, image, exif=None):
     """A COCO folder with one JPEG and one polygon annotation (a chair, VOC 9)."""
     (tmp_path / "annotations").mkdir()
