@@ -466,7 +466,9 @@ def read(data_dir, split="train", year=None, overlap="ignore", crowd="class", mi
     ("2017", "2014", None = 2017 if present), `overlap` ("ignore" | "max"),
     `crowd` ("class" | "ignore" | "background"), `min_area` ("auto" = 1,000 on
     train and none on val, a number, or None), `cache_dir` (write each rendered
-    map once as PNG there), `skip_bad` (leave out and log images with problems).
+    map once as PNG there), `skip_bad` (leave out and log the images with problems
+    found at indexing: missing files, unreadable headers, sizes that differ from
+    the JSON's; an error while decoding or rendering still stops the read).
     """
     coco_index = index(data_dir, split, year, overlap, crowd, min_area, cache_dir)
     if not skip_bad:
