@@ -245,7 +245,7 @@ def _unfold(values, targets):
 # --------------------------------------------------------------------------- architecture
 
 def _names(names):
-    names = sorted(names)
+    names = list(names)
     shown = ", ".join(names[:SHOWN_NAMES])
     return shown + (f" (and {len(names) - SHOWN_NAMES} more)" if len(names) > SHOWN_NAMES else "")
 
@@ -263,7 +263,7 @@ def infer_options(values, path, fmt, num_classes=None, output_stride=None, tflit
     logits = values.get("logits/semantic/weights")
     if logits is None or logits.ndim != 4:
         raise ConfigError(f"{path}: no logits/semantic/weights [1, 1, C, classes] (found "
-                          f"{_names(k for k in values if k.startswith('logits'))or 'none'})")
+                          f"{_names(k for k in values if k.startswith('logits')) or 'none'})")
     classes = int(logits.shape[-1])
     if num_classes is not None and num_classes != classes:
         raise ConfigError(f"num_classes={num_classes} but {path} has {classes} classes "
@@ -311,8 +311,9 @@ def fill_network(network, values, path):
     """Set every weight of `network` from the reference-named `values`; every value used
     once, shapes checked; ConfigError (one line, naming the variables) otherwise."""
     targets = reference_variables(network)
-    missing = sorted(set(targets) - set(values))
-    unused = sorted(set(values) - set(targets))
+    # In network order (missing) and source order (unused): the first names say where.
+    missing = [name for name in targets if name not in values]
+    unused = [name for name in values if name not in targets]
     mismatched = [f"{name} (source {list(values[name].shape)}, expected "
                   f"{list(targets[name][0].weights[targets[name][1]].shape)})"
                   for name in sorted(set(targets) & set(values))
