@@ -327,3 +327,74 @@ def test_command_line_bad_input_is_one_line(tmp_path, capsys):
     assert main([str(tmp_path / "nothing.tflite"), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing.tflite: no such file" in err[0]
+
+
+def xception_65_variables(num_classes=21):
+    """{name: shape} of a research/deeplab Xception-65 DeepLabv3+ checkpoint, from
+    `core/xception.py` `xception_65` (entry flow conv1_1 3x3/32 stride 2, conv1_2 3x3/64;
+    blocks of `xception_module` units: entry_flow block1-3 [128]*3, [256]*3, [728]*3 with
+    a 1x1 `shortcut`; middle_flow block1 16 units [728]*3, sum; exit_flow block1
+    [728, 1024, 1024] with shortcut, block2 [1536, 1536, 2048] without; each unit's
+    `separable_conv{i}_depthwise` / `_pointwise` with BatchNorm) and `model.py`'s head with
+    ASPP (aspp{1,2,3} separable) and the decoder (`decoder/feature_projection0` 48 on the
+    256-channel stride-4 tap, `decoder/decoder_conv{0,1}` separable 256)."""
+    out = {}
+
+    def conv(scope, kh, cin, cout, depthwise=False):
+        if depthwise:
+            out[f"{scope}/depthwise_weights"] = (kh, kh, cin, 1)
+        else:
+            out[f"{scope}/weights"] = (kh, kh, cin, cout)
+        for leaf in ("gamma", "beta", "moving_mean", "moving_variance"):
+            out[f"{scope}/BatchNorm/{leaf}"] = (cout,)
+
+    def separable(scope, cin, cout):
+        conv(f"{scope}_depthwise", 3, cin, cin, depthwise=True)
+        conv(f"{scope}_pointwise", 1, cin, cout)
+
+    conv("xception_65/entry_flow/conv1_1", 3, 3, 32)
+    conv("xception_65/entry_flow/conv1_2", 3, 32, 64)
+    channels = 64
+    blocks = [("entry_flow/block1", 1, [128] * 3, True), ("entry_flow/block2", 1, [256] * 3, True),
+              ("entry_flow/block3", 1, [728] * 3, True), ("middle_flow/block1", 16, [728] * 3, False),
+              ("exit_flow/block1", 1, [728, 1024, 1024], True),
+              ("exit_flow/block2", 1, [1536, 1536, 2048], False)]
+    for block, units, depths, shortcut in blocks:
+        for unit in range(1, units + 1):
+            scope = f"xception_65/{block}/unit_{unit}/xception_module"
+            cin = channels
+            for i, depth in enumerate(depths, start=1):
+                separable(f"{scope}/separable_conv{i}", channels, depth)
+                channels = depth
+            if shortcut:
+                conv(f"{scope}/shortcut", 1, cin, depths[-1])
+    conv("image_pooling", 1, 2048, 256)
+    conv("aspp0", 1, 2048, 256)
+    for i in (1, 2, 3):
+        separable(f"aspp{i}", 2048, 256)
+    conv("concat_projection", 1, 1280, 256)
+    conv("decoder/feature_projection0", 1, 256, 48)
+    separable("decoder/decoder_conv0", 304, 256)
+    separable("decoder/decoder_conv1", 256, 256)
+    out["logits/semantic/weights"] = (1, 1, 256, num_classes)
+    out["logits/semantic/biases"] = (num_classes,)
+    return out
+
+
+@pytest.mark.slow  # ~25 s: a 41M-parameter checkpoint written, read and loaded
+def test_xception65_checkpoint_fills_deeplabv3plus_by_the_reference_names(tmp_path):
+    from deeplab_tf.convert import load_reference_network, reference_variables
+
+    table = xception_65_variables()
+    # A distinct constant per variable: a value in the wrong slot would show.
+    values = {name: np.full(shape, i, np.float32) for i, (name, shape) in enumerate(table.items())}
+    network, options, _ = load_reference_network(write_checkpoint(str(tmp_path / "x65"), values))
+    assert options == {"backbone": "xception65", "output_stride": 16,
+                       "atrous_rates": [6, 12, 18], "decoder": True}
+    targets = reference_variables(network)
+    assert set(targets) == set(table)
+    for name in ("xception_65/middle_flow/block1/unit_16/xception_module/separable_conv3_pointwise/weights",
+                 "xception_65/exit_flow/block1/unit_1/xception_module/shortcut/BatchNorm/moving_variance",
+                 "decoder/decoder_conv0_depthwise/depthwise_weights", "aspp2_pointwise/BatchNorm/beta"):
+        layer, index = targets[name]
+        np.testing.assert_array_equal(layer.get_weights()[index], values[name])
