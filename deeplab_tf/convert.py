@@ -9,7 +9,7 @@ The run directory is the one a training run leaves (`segcore.training`):
 config.json (family "deeplab", the `build_deeplabv3plus` options), the
 network's weights in checkpoints/final.weights.h5 and a SavedModel in
 saved_model/, so `segcore.training.load_run` rebuilds it and
-`segcore.evaluate`, `segcore.predict` and TF Serving use it unchanged.
+`segcore.evaluate` and TF Serving use it unchanged.
 
 Sources, all read by the reference's own variable names (research/deeplab
 `model.py` scopes, TF-slim `nets/mobilenet` and deeplab `core/xception.py`):
@@ -71,6 +71,7 @@ import tensorflow as tf
 from segcore import data as datasets
 from segcore.errors import ConfigError
 from segcore.export import export_saved_model
+from segcore.precision import dtype_policy
 from segcore.task import SegmentationTask
 from segcore.training import TrainConfig, _write_config
 
@@ -246,6 +247,8 @@ def _unfold(values, targets):
 
 def _names(names):
     names = list(names)
+    if not names:
+        return "none"
     shown = ", ".join(names[:SHOWN_NAMES])
     return shown + (f" (and {len(names) - SHOWN_NAMES} more)" if len(names) > SHOWN_NAMES else "")
 
@@ -263,7 +266,7 @@ def infer_options(values, path, fmt, num_classes=None, output_stride=None, tflit
     logits = values.get("logits/semantic/weights")
     if logits is None or logits.ndim != 4:
         raise ConfigError(f"{path}: no logits/semantic/weights [1, 1, C, classes] (found "
-                          f"{_names(k for k in values if k.startswith('logits')) or 'none'})")
+                          f"{_names(k for k in values if k.startswith('logits'))})")
     classes = int(logits.shape[-1])
     if num_classes is not None and num_classes != classes:
         raise ConfigError(f"num_classes={num_classes} but {path} has {classes} classes "
@@ -280,9 +283,10 @@ def infer_options(values, path, fmt, num_classes=None, output_stride=None, tflit
     atrous = "aspp1_depthwise/depthwise_weights" in values or "aspp1/weights" in values
     if not separable and ("aspp1/weights" in values or "decoder/decoder_conv0/weights" in values):
         options["separable"] = False
-    if output_stride is None:
-        output_stride = _tflite_output_stride(tflite_shapes, tflite_input, path) if fmt == "tflite" else \
-            (8 if fmt == "frozen_graph" else 16)
+    if output_stride is None and fmt == "tflite":
+        output_stride = _tflite_output_stride(tflite_shapes, tflite_input, path)
+    elif output_stride is None:
+        output_stride = 8 if fmt == "frozen_graph" else 16
     options["output_stride"] = output_stride
     if output_stride not in ATROUS_RATES:
         raise ConfigError(f"output_stride must be 8 or 16; got {output_stride!r}")
@@ -314,10 +318,14 @@ def fill_network(network, values, path):
     # In network order (missing) and source order (unused): the first names say where.
     missing = [name for name in targets if name not in values]
     unused = [name for name in values if name not in targets]
-    mismatched = [f"{name} (source {list(values[name].shape)}, expected "
-                  f"{list(targets[name][0].weights[targets[name][1]].shape)})"
-                  for name in sorted(set(targets) & set(values))
-                  if tuple(values[name].shape) != tuple(targets[name][0].weights[targets[name][1]].shape)]
+
+    def expected(name):
+        layer, index = targets[name]
+        return tuple(layer.weights[index].shape)
+
+    mismatched = [f"{name} (source {list(values[name].shape)}, expected {list(expected(name))})"
+                  for name in targets if name in values
+                  and tuple(values[name].shape) != expected(name)]
     if missing or unused or mismatched:
         parts = []
         if missing:
@@ -353,7 +361,8 @@ def load_reference_network(path, num_classes=None, output_stride=None):
         values = read_checkpoint(path)
     classes, options = infer_options(values, path, fmt, num_classes, output_stride, shapes,
                                      input_shape)
-    network = build_deeplabv3plus(num_classes=classes, **options)
+    with dtype_policy("float32"):  # the published float32 weights, whatever the global policy
+        network = build_deeplabv3plus(num_classes=classes, **options)
     if fmt == "tflite":
         values = _unfold(values, reference_variables(network))
     count = fill_network(network, values, path)
