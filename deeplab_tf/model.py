@@ -39,6 +39,14 @@ research/deeplab definition. MobileNetV2: C = 320 (alpha 1) or 112 (alpha
 separable branch by 9*C*256 + 512 and the decoder convolutions by
 9*304*256 + 512 and 9*256*256 + 512.
 
+The model zoo's MobileNetV2 models are DeepLabv3 (``decoder=False``, logits
+on the ASPP output) with ASPP of image pooling + 1x1 only (``atrous_rates=()``)
+and research/deeplab's width (``depth_multiplier``, see `deeplab_tf.mobilenet`):
+697,013 trainable parameters at depth multiplier 0.5 and 2,113,557 at 1.0, 21
+classes (tests/test_deeplab_zoo_options.py, from the reference's variable
+shapes, which the published TFLite file has: tests/test_deeplab_convert.py).
+`deeplab_tf.convert` loads their published weights.
+
 Input size: any H x W gives logits of exactly H x W (dynamic shapes throughout);
 the reference works best with H, W of the form OS*k + 1 (VOC's 513).
 """
