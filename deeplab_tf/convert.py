@@ -52,6 +52,12 @@ weights: from a TFLite file it is read off its activation shapes (the demo file
 is OS8); for checkpoints it defaults to 16 (the model zoo's single-scale val
 figures) and for frozen graphs to 8 (the model zoo exports them at OS8).
 
+Measured with the published `deeplabv3_257_mv_gpu.tflite` (MobileNetV2, depth
+multiplier 0.5, OS8) on the 330 VOC 2012 images of ../shared/datasets at
+257 x 257: the converted network's logits differ from the TFLite interpreter's
+by at most 1.9e-4 (logits up to 49), and the class ids agree on all but 15 of
+21.8 M pixels (tests/test_deeplab_convert.py checks 3 images).
+
 ResNet backbones are not converted: the reference's `resnet_v1_*_beta` (three
 3x3 stem convolutions) is not the keras.applications ResNet built here.
 """
