@@ -381,7 +381,6 @@ def xception_65_variables(num_classes=21):
     return out
 
 
-@pytest.mark.slow  # ~25 s: a 41M-parameter checkpoint written, read and loaded
 def test_xception65_checkpoint_fills_deeplabv3plus_by_the_reference_names(tmp_path):
     from deeplab_tf.convert import load_reference_network, reference_variables
 
