@@ -396,9 +396,10 @@ def test_presets_aim_at_torchvision_figures_and_any_preset_takes_the_dataset(coc
     assert "60.5 mIoU / 91.4" in fcn.target and "VGG16" in fcn.target
     assert "60.3" in deeplab.target and "MobileNetV2" in deeplab.target
     assert deeplab.model["backbone"] == "mobilenetv2" and fcn.model["variant"] == "fcn8s_atonce"
-    parser = cli.build_parser("t", "", DEEPLAB, deeplab_train.MODEL_FLAGS)
+    parser = cli.build_parser("t", "", DEEPLAB, deeplab_train.FAMILY)
     config = cli.parse_config(["--preset", "camvid_mobilenetv2", "--dataset", "coco_voc",
-                               "--data-dir", coco_dir], DEEPLAB, "smoke", parser)
+                               "--data-dir", coco_dir], DEEPLAB, "smoke", parser,
+                              deeplab_train.FAMILY)
     assert (config.dataset, config.data_dir, config.dataset_options) == ("coco_voc", coco_dir, {})
 
 
