@@ -7,7 +7,8 @@ a cluster). When it names more than one worker, `cluster_from_env` returns a
 
 * builds a `MultiWorkerMirroredStrategy` (`multi_worker_strategy`): collective
   all-reduce over gRPC, a bounded wait for the peers to join (SEGCORE_JOIN_TIMEOUT,
-  default 300 s; then a one-line error naming the absent workers) and a bounded
+  default 300 s; then a one-line error naming the absent workers and the
+  process ends) and a bounded
   collective timeout (SEGCORE_COLLECTIVE_TIMEOUT, default 600 s), so a worker that
   hangs can not stall the others forever; a worker that dies is detected at the
   next collective (connection refused) and `lost_worker_error` names it;
@@ -33,9 +34,9 @@ import logging
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
-import threading
 
 import keras
 import tensorflow as tf
@@ -160,23 +161,21 @@ def multi_worker_strategy(cluster):
 
     Creating the strategy starts this task's gRPC server and waits for every peer
     to connect, with no limit of its own; a watchdog turns a peer that never
-    answers (wrong address, not started) into a one-line error and exit status 2.
+    answers (wrong address, not started) into a one-line error on stderr and ends
+    the process (SIGKILL: it is blocked in C++).
     """
     join_timeout = _seconds("SEGCORE_JOIN_TIMEOUT", JOIN_TIMEOUT)
     collective_timeout = _seconds("SEGCORE_COLLECTIVE_TIMEOUT", COLLECTIVE_TIMEOUT)
     others = ", ".join(cluster.name(rank) for rank in range(cluster.num_workers)
                        if rank != cluster.rank)
 
-    def give_up():
-        # The strategy's constructor blocks in C++; the process can only be ended.
-        print(f"error: TF_CONFIG: {cluster.name()} waited {join_timeout:.0f} s for {others} "
-              "to join (unreachable address, or not started?); set SEGCORE_JOIN_TIMEOUT "
-              "to wait longer", file=sys.stderr, flush=True)
-        os._exit(2)
-
-    watchdog = threading.Timer(join_timeout, give_up)
-    watchdog.daemon = True
-    watchdog.start()
+    message = (f"error: TF_CONFIG: {cluster.name()} waited {join_timeout:.0f} s for {others} "
+               "to join (unreachable address, or not started?); set SEGCORE_JOIN_TIMEOUT "
+               "to wait longer")
+    # The constructor blocks in C++ holding the GIL (a Python timer thread never runs):
+    # a watchdog process prints the error and ends this one unless told in time.
+    watchdog = subprocess.Popen([sys.executable, "-I", "-c", _WATCHDOG, str(os.getpid()),
+                                 str(join_timeout), message], stdin=subprocess.PIPE)
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             communication_options=tf.distribute.experimental.CommunicationOptions(
@@ -185,7 +184,8 @@ def multi_worker_strategy(cluster):
         raise ConfigError(f"TF_CONFIG: {cluster.name()} could not start: "
                           f"{str(error).strip().splitlines()[0]}") from None
     finally:
-        watchdog.cancel()
+        watchdog.stdin.close()  # end of input: the watchdog exits quietly
+        watchdog.wait()
     log.info("MultiWorkerMirroredStrategy: %d workers, %d replicas; this is %s%s; chief %s",
              cluster.num_workers, strategy.num_replicas_in_sync, cluster.name(),
              " (chief)" if cluster.is_chief else "", cluster.chief)
@@ -205,6 +205,16 @@ def describe(cluster, strategy):
     return {"strategy": "MultiWorkerMirroredStrategy", "workers": cluster.num_workers,
             "replicas": strategy.num_replicas_in_sync, "chief": cluster.chief,
             "cluster": [address for _, _, address in cluster.tasks]}
+
+
+_WATCHDOG = """
+import os, select, signal, sys
+pid, timeout, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if not select.select([sys.stdin], [], [], timeout)[0]:
+    sys.stderr.write(message + chr(10))
+    sys.stderr.flush()
+    os.kill(pid, signal.SIGKILL)
+"""
 
 
 # --- run directory: the chief writes it, the others a temporary copy --------------------
