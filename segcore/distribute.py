@@ -29,6 +29,7 @@ MultiWorkerMirroredStrategy); `SegmentationTask` inherits it.
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -224,11 +225,17 @@ def writes_run_dir(cluster):
 
 
 def worker_run_dir(run_dir, cluster):
-    """`run_dir` for the chief (and on one host); a new temporary directory for the
-    other workers, for the copies they must save (removed by `remove_worker_dir`)."""
+    """`run_dir` for the chief (and on one host); for the other workers a temporary
+    directory for the copies they must save, named after the run so that a rerun
+    replaces what a killed worker left (removed by `remove_worker_dir`)."""
     if writes_run_dir(cluster):
         return run_dir
-    return tempfile.mkdtemp(prefix=f"segcore-{cluster.task_type}{cluster.task_index}-")
+    digest = hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:12]
+    path = os.path.join(tempfile.gettempdir(),
+                        f"segcore-{cluster.task_type}{cluster.task_index}-{digest}")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    return path
 
 
 def remove_worker_dir(directory, cluster):
