@@ -266,13 +266,16 @@ def backup_and_restore(backup_dir, chief_backup_dir, cluster, **kwargs):
     return WorkerBackupAndRestore(backup_dir, chief_backup_dir, **kwargs)
 
 
-def worker_seed(seed, cluster):
-    """The global random seed of this worker: `seed` on the chief and one host,
-    `seed + rank` elsewhere, so that on-device augmentation draws differ between
-    workers (each replica of one worker already draws its own). The pipeline's
-    shuffle has its own seed (`seed`), the same on every worker; initial weights
-    are broadcast from the chief by the strategy."""
-    return seed if cluster is None else seed + cluster.rank
+def seed_augmentation(seed, cluster):
+    """After the input pipelines are built: on the workers other than the chief,
+    re-set TensorFlow's global seed to `seed + rank`, so that the on-device
+    augmentation drawn in the training step differs between workers (the replicas
+    of one worker already draw differently). Not before: the pipeline's shuffle
+    takes its order from the global seed too, and every worker must shuffle alike
+    for the data sharding to give each example to one replica per epoch. Initial
+    weights are broadcast from the chief by the strategy."""
+    if cluster is not None and cluster.rank:
+        tf.random.set_seed(seed + cluster.rank)
 
 
 # --- input sharding ----------------------------------------------------------------------

@@ -328,7 +328,7 @@ def train_and_evaluate(config, family, callbacks=()):
 
 def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir=None):
     started = time.time()
-    keras.utils.set_random_seed(distribute.worker_seed(config.seed, cluster))
+    keras.utils.set_random_seed(config.seed)
     info = datasets.info(config.dataset)
     num_classes = _check_num_classes(config, info)
     if config.dataset in datasets.GENERATED:
@@ -362,6 +362,7 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
     val_fit = (val_raw.take(config.validation_steps * config.batch_size)
                if config.validation_steps else val_raw)
     val_data = make_pipeline(val_fit, config.batch_size, training=False, **pipeline)
+    distribute.seed_augmentation(config.seed, cluster)  # multi-worker: draws differ per worker
     steps = config.steps_per_epoch or _count_batches(train_data, run_dir)
     if steps == 0:
         raise DataError(f"{config.dataset}/{config.train_split}: fewer pairs than one batch "

@@ -63,7 +63,6 @@ def test_tf_config_roles_and_single_host():
     with_chief = {"chief": ["h0:1"], "worker": ["h1:1", "h2:1"]}
     worker0 = distribute.cluster_from_env(_config(with_chief, {"type": "worker", "index": 0}))
     assert worker0.num_workers == 3 and not worker0.is_chief and worker0.rank == 1
-    assert distribute.worker_seed(7, worker0) == 8 and distribute.worker_seed(7, None) == 7
     assert distribute.cluster_from_env({}) is None
     assert distribute.cluster_from_env(_config({"worker": ["h:1"]}, {"type": "worker", "index": 0})) is None
 
@@ -183,13 +182,13 @@ def test_unreachable_peer_and_malformed_tf_config_end_with_one_line(tmp_path):
 
 EQUALITY_RUN = """
 import sys
-from deeplab_tf.train import FAMILY, PRESETS
+from unet_tf.train import FAMILY, PRESETS
 from segcore.training import train_and_evaluate
 smoke = PRESETS["smoke"]
 config = smoke.replace(
     name=sys.argv[2], runs_dir=sys.argv[1], precision="fp32", augment={}, seed=3,
-    model={**smoke.model, "sync_batch_norm": True, "dropout": 0.0}, epochs=2,
-    export=False, overlays=0, eval_max_images=1, verbose=0)
+    dataset_options={"count": 2}, validation_steps=1, export=False, overlays=0,
+    eval_max_images=1, verbose=0)
 train_and_evaluate(config, FAMILY)
 """
 
@@ -204,8 +203,12 @@ def _h5_arrays(path):
 
 @pytest.mark.slow
 def test_two_workers_end_with_the_single_process_weights(tmp_path):
-    """DeepLab smoke (synchronised batch norm, augmentation off): 2 workers x 1 image
-    per step give the weights of 1 process with the global batch of 2."""
+    """U-Net smoke (border weight maps on, augmentation off): 2 workers x 1 image per
+    step end with the weights of 1 process with the global batch of 2.
+
+    Two training images, so every step's global batch holds both, whatever the
+    shuffle: the shuffle order under the auto-shard rewrite is not the order of a
+    single process (every worker has the same one, which is what sharding needs)."""
     runs = tmp_path / "runs"
     env = worker_env(tmp_path)
     single = subprocess.run([PYTHON, "-c", EQUALITY_RUN, str(runs), "single"], env=env,
@@ -218,11 +221,9 @@ def test_two_workers_end_with_the_single_process_weights(tmp_path):
     assert (resolved["workers"], resolved["replicas"], resolved["data_sharding"]) == (2, 2, "data")
     one = _h5_arrays(runs / "single" / "checkpoints" / "final.weights.h5")
     two = _h5_arrays(runs / "multi" / "checkpoints" / "final.weights.h5")
-    assert one.keys() == two.keys() and len(one) > 100
-    moved = [k for k in one if one[k].dtype.kind == "f" and "moving" in k]
-    assert moved, "the batch-norm statistics are compared too"
+    assert one.keys() == two.keys() and len(one) >= 10
     for key in one:
-        np.testing.assert_allclose(two[key], one[key], rtol=1e-4, atol=1e-5, err_msg=key)
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 class _Lines:
