@@ -10,9 +10,11 @@ TensorFlow train step: one training loop for every model family.
 import keras
 
 from segcore.augment import Augmenter
+from segcore.distribute import MultiWorkerFitMixin
 
 
-class SegmentationTask(keras.Model):
+class SegmentationTask(MultiWorkerFitMixin, keras.Model):
+    # MultiWorkerFitMixin: Keras 3 fit under MultiWorkerMirroredStrategy (keras-team/keras#20585).
     def __init__(self, network, preprocess, augmenter=None, **kwargs):
         super().__init__(name=kwargs.pop("name", f"{network.name}_task"), **kwargs)
         self.network = network

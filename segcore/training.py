@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from segcore import data as datasets
+from segcore import distribute
 from segcore.augment import AugmentConfig, Augmenter
 from segcore.data import images as image_io
 from segcore.data.pipeline import make_pipeline
@@ -149,10 +150,19 @@ def with_weight_maps(dataset, weight_map, options):
     return dataset.map(add, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def make_strategy(devices=None):
+def make_strategy(devices=None, cluster=None):
     """MirroredStrategy over `devices` or all local GPUs; TensorFlow's default strategy
     on one CPU (a one-device MirroredStrategy adds nothing there but a per-device input
-    iterator, whose GeneratorDataset tf.data warns about at every epoch)."""
+    iterator, whose GeneratorDataset tf.data warns about at every epoch);
+    MultiWorkerMirroredStrategy when `cluster` (TF_CONFIG) names several workers."""
+    # --- multi-worker (segcore.distribute) ---
+    if cluster is not None:
+        if devices:
+            raise ConfigError("--devices selects the devices of one host's MirroredStrategy; with "
+                              f"TF_CONFIG naming {cluster.num_workers} workers every worker uses all "
+                              "its local GPUs (restrict them with CUDA_VISIBLE_DEVICES)")
+        return distribute.multi_worker_strategy(cluster)
+    # --- end multi-worker ---
     if devices:
         return tf.distribute.MirroredStrategy(list(devices))
     if tf.config.list_logical_devices("GPU"):
@@ -324,16 +334,21 @@ def train_and_evaluate(config, family, callbacks=()):
     `callbacks` are extra Keras callbacks (after the engine's own).
     """
     run_dir = os.path.abspath(os.path.join(config.runs_dir, config.name))
-    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
-    handler = _setup_logging(run_dir)
+    # --- multi-worker: only the chief writes run_dir; the others a temporary copy ---
+    cluster = distribute.cluster_from_env()
+    write_dir = distribute.worker_run_dir(run_dir, cluster)
+    # --- end multi-worker ---
+    os.makedirs(os.path.join(write_dir, "checkpoints"), exist_ok=True)
+    handler = _setup_logging(write_dir)
     try:
-        return _train(config, family, run_dir, list(callbacks))
+        return _train(config, family, write_dir, list(callbacks), cluster, run_dir)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()
+        distribute.remove_worker_dir(write_dir, cluster)
 
 
-def _train(config, family, run_dir, extra_callbacks):
+def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir=None):
     started = time.time()
     keras.utils.set_random_seed(config.seed)
     info = datasets.info(config.dataset)
@@ -344,7 +359,7 @@ def _train(config, family, run_dir, extra_callbacks):
     augment = AugmentConfig(**config.augment)
     policy = resolve_policy(config.precision)
     export_policy = resolve_export_policy(config.export_precision)
-    strategy = make_strategy(config.devices)
+    strategy = make_strategy(config.devices, cluster)
     log.info("run %s: %s on %s, %d replica(s), dtype policy %s", config.name, family.name,
              config.dataset, strategy.num_replicas_in_sync, policy)
     if config.batch_size % strategy.num_replicas_in_sync:
@@ -359,6 +374,9 @@ def _train(config, family, run_dir, extra_callbacks):
     val_raw = load_split(config, config.val_split, num_classes, info)
     pipeline = dict(size=config.image_size, mode=config.pipeline_mode, seed=config.seed,
                     ignore_label=info.ignore_label, image_fill=family.image_fill)
+    if cluster is not None:  # multi-worker: how each worker reads its share
+        pipeline["auto_shard"] = distribute.shard_policy(train_raw)
+        log.info("input sharded by %s across %d workers", pipeline["auto_shard"], cluster.num_workers)
     train_data = make_pipeline(train_raw, config.batch_size, training=True,
                                cache=cache_pays(config, train_raw), **pipeline)
     # Only the pairs fit() validates on are decoded and cached (a partly read cache is
@@ -367,13 +385,16 @@ def _train(config, family, run_dir, extra_callbacks):
                if config.validation_steps else val_raw)
     val_data = make_pipeline(val_fit, config.batch_size, training=False, cache=config.cache,
                              **pipeline)
+    distribute.seed_augmentation(config.seed, cluster)  # multi-worker: draws differ per worker
     steps = config.steps_per_epoch or _count_batches(train_data, run_dir)
     if steps == 0:
         raise DataError(f"{config.dataset}/{config.train_split}: fewer pairs than one batch "
                         f"of {config.batch_size}")
 
-    resolved = {"dtype_policy": policy, "export_dtype_policy": export_policy, "replicas": strategy.num_replicas_in_sync,
-                "num_classes": num_classes, "steps_per_epoch": steps}
+    resolved = {"dtype_policy": policy, "export_dtype_policy": export_policy,
+                "replicas": strategy.num_replicas_in_sync, "num_classes": num_classes, "steps_per_epoch": steps,
+                **distribute.describe(cluster, strategy),
+                **({"data_sharding": pipeline["auto_shard"]} if cluster is not None else {})}
     with dtype_policy(policy), strategy.scope():
         network, notes = family.build(config, num_classes)
         resolved.update(notes)
@@ -395,7 +416,7 @@ def _train(config, family, run_dir, extra_callbacks):
             metrics=[ConfusionMatrixMetric(num_classes, info.ignore_label)],
             jit_compile=config.jit_compile,
         )
-    if not task.built:
+    if strategy is tf.distribute.get_strategy() and not task.built:
         # Under the default strategy (one CPU) Keras builds the model at its first step;
         # BackupAndRestore restores into it before that, so build it and its optimizer now.
         images = next(iter(train_data))[0]
@@ -404,7 +425,8 @@ def _train(config, family, run_dir, extra_callbacks):
     _write_config(run_dir, config, resolved)
 
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        distribute.backup_and_restore(os.path.join(run_dir, "backup"),
+                                      os.path.join(chief_run_dir or run_dir, "backup"), cluster),
         keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
     ] + extra_callbacks
@@ -417,10 +439,15 @@ def _train(config, family, run_dir, extra_callbacks):
             shuffle=False,  # the pipeline shuffles with the run's seed
         )
     except tf.errors.OpError as error:
-        raise image_io.data_error_from(error, f"{config.dataset}: ") from None
+        raise distribute.lost_worker_error(error, cluster) \
+            or image_io.data_error_from(error, f"{config.dataset}: ") from None
     network.save_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))
+    if not distribute.writes_run_dir(cluster):  # multi-worker: the chief evaluates and exports
+        log.info("%s done; the chief %s evaluates and writes the run directory",
+                 cluster.name(), cluster.chief)
+        return {"history": {k: [float(v) for v in vals] for k, vals in history.history.items()}}
 
-    if export_policy != policy:
+    if export_policy != policy or cluster is not None:
         # The evaluation that writes metrics.json runs at the exported model's precision.
         log.info("evaluation and SavedModel in %s (trained in %s)", export_policy, policy)
         task = build_inference_task(config, family, num_classes, export_policy)

@@ -43,7 +43,7 @@ def pad_pair(image, labels, size, ignore_label=IGNORE_LABEL, image_fill=(0, 0, 0
 
 def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, seed=0,
                   cache=True, shard=None, shuffle_buffer=1024, ignore_label=IGNORE_LABEL,
-                  repeat=False, image_fill=(0, 0, 0)):
+                  repeat=False, image_fill=(0, 0, 0), auto_shard="data"):
     """Batched pipeline of (image uint8 [B, H, W, 3], labels uint8 [B, H, W]
     [, weights float32 [B, H, W]]).
 
@@ -60,11 +60,19 @@ def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, 
       training: shuffle, and drop the last partial batch.
       cache: True (memory), a file path, or False.
       shard: (num_workers, worker_index) for multi-worker training, or None.
+      auto_shard: how a multi-worker strategy shards the pipeline when `shard` is
+        None: "data" (every worker reads all, keeps its slices of each global
+        batch) or "file" (every worker reads its share of the reader's files;
+        `segcore.distribute.shard_policy` says which applies).
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if mode not in ("resize", "pad"):
         raise ConfigError(f"pipeline mode must be 'resize' or 'pad', got {mode!r}")
+    policies = {"data": tf.data.experimental.AutoShardPolicy.DATA,
+                "file": tf.data.experimental.AutoShardPolicy.FILE}
+    if auto_shard not in policies:
+        raise ConfigError(f"auto_shard must be 'data' or 'file', got {auto_shard!r}")
     if shard is not None:
         dataset = dataset.shard(*shard)
     if cache:
@@ -86,6 +94,5 @@ def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, 
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.OFF if shard is not None
-        else tf.data.experimental.AutoShardPolicy.DATA)
+        tf.data.experimental.AutoShardPolicy.OFF if shard is not None else policies[auto_shard])
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
