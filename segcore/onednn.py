@@ -9,9 +9,12 @@ gdb backtrace). Upstream: tensorflow/tensorflow issue 117700 (memory corruption
 in oneDNN matmul, TF 2.21.0) and the AMX bf16 brgemm faults fixed in oneDNN
 (uxlfoundation/oneDNN pull request 3815, "[SPR] Matmul (bf16) failed with SegFault").
 
-With oneDNN capped at AVX-512 BF16 (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16``) the
+With oneDNN capped just below AMX (``ONEDNN_MAX_CPU_ISA=AVX512_CORE_FP16``, the
+AVX-512 FP16 level: oneDNN orders avx512_core_bf16 < avx512_core_fp16 < AMX) the
 same runs train normally: bf16 still runs natively (AVX-512 BF16 dot products),
-only the AMX tiles are not used; float32 kernels are unaffected. oneDNN reads the
+only the AMX tiles are not used; float32 and float16 kernels are unaffected (a cap
+at AVX512_CORE_BF16 would make oneDNN refuse float16 convolutions, which TensorFlow
+still routes to it on a CPU with AVX-512 FP16). oneDNN reads the
 variable once, when it creates its first primitive, so `apply()` runs when
 `segcore` is imported, before any network is built. A user who sets
 ONEDNN_MAX_CPU_ISA keeps their value. `tests/test_onednn_workaround.py` fails
@@ -22,7 +25,7 @@ an AMX machine, when the crash no longer happens without the cap.
 import os
 
 WRITTEN_FOR_TENSORFLOW = "2.21.0"
-CAP = "AVX512_CORE_BF16"
+CAP = "AVX512_CORE_FP16"
 VARIABLE = "ONEDNN_MAX_CPU_ISA"
 
 

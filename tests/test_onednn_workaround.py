@@ -43,7 +43,7 @@ def test_written_for_this_tensorflow():
 def test_cap_applies_only_on_amx_cpus_and_never_overrides_the_user():
     env = {}
     assert onednn.apply(env, flags={"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}) == onednn.CAP
-    assert env == {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_BF16"}
+    assert env == {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_FP16"}
     env = {}
     assert onednn.apply(env, flags={"avx512f", "avx512_bf16"}) is None and env == {}
     env = {"ONEDNN_MAX_CPU_ISA": "ALL"}
