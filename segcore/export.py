@@ -176,7 +176,10 @@ class ServingModule(tf.Module):
         if num_classes > 65536:
             raise ConfigError(f"num_classes={num_classes}: at most 65536 classes can be served "
                               "(16-bit PNG class maps)")
-        self._predict_fn = predict_fn
+        # One traced graph of the network shared by every image signature (traced once,
+        # stored once in saved_model.pb).
+        self._predict_fn = tf.function(
+            predict_fn, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
         self.model_variables = list(variables)
         self._num_classes = num_classes
         self._ids_dtype = class_ids_dtype(num_classes)
@@ -483,14 +486,30 @@ def tflite_function(predict_fn, size):
     return serve
 
 
-def export_tflite(directory, predict_fn, size, trackable, what="the network"):
+def frozen_function(function):
+    """`function` with its variables replaced by constants.
+
+    Workaround: TF 2.21's converter keeps the Keras 3 network's variables as resource
+    variables (READ_VARIABLE ops) whose values it does not store: the .tflite file has
+    no weights and the interpreter returns NaN (XNNPACK) or fails "variable != nullptr"
+    (tensorflow/tensorflow issue 98964). Freezing first (what the converter itself did
+    before resource variables) embeds the weights. Checked by
+    tests/test_serving.py::test_tflite_converter_still_drops_unfrozen_keras_weights.
+    """
+    from tensorflow.python.framework.convert_to_constants import (
+        convert_variables_to_constants_v2)
+
+    return convert_variables_to_constants_v2(function)
+
+
+def export_tflite(directory, predict_fn, size, what="the network"):
     """Write `directory`/float32.tflite and dynamic_range.tflite of `predict_fn` at input
     size `size` (H, W); returns {kind: path}. ConfigError (one line) if conversion fails."""
-    function = tflite_function(predict_fn, tuple(size)).get_concrete_function()
+    function = frozen_function(tflite_function(predict_fn, tuple(size)).get_concrete_function())
     os.makedirs(directory, exist_ok=True)
     written = {}
     for kind in TFLITE_KINDS:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], trackable)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function])
         if kind == "dynamic_range":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no dataset: dynamic range
         try:
@@ -561,7 +580,7 @@ def export_run(run_dir, version=None, out=None, precision=None, tflite=False, tf
     if tflite:
         size = tuple(tflite_size or config.image_size or (513, 513))
         written = export_tflite(os.path.join(base, "tflite", os.path.basename(path)), predict_fn,
-                                size, task, what=f"the {family.name} network of {run_dir}")
+                                size, what=f"the {family.name} network of {run_dir}")
         for kind, file in written.items():
             echo(f"wrote {file} ({os.path.getsize(file) / 1e6:.2f} MB, {kind}, input "
                  f"uint8 [1, {size[0]}, {size[1]}, 3])")
