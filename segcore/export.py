@@ -165,6 +165,23 @@ def encode_palette_png(class_ids, plte_chunk):
 # --------------------------------------------------------------------------- the serving module
 
 
+def _tf_variable(variable):
+    """The tf.Variable of a Keras 3 variable (itself for a tf.Variable).
+
+    Workaround: a tf.Module that tracks Keras 3 variables writes a SavedModel that
+    TF2's `tf.saved_model.load` reads but the TF1 session loader (`saved_model_cli
+    run`, and TF Serving's C++ SavedModelBundle, the same loader) does not: "Could not
+    find variable dense/bias ... does not exist" (tensorflow/tensorflow issue 72963,
+    keras-team/keras issues 20095 and 20096, the latter from TF Serving). Tracking the
+    tf.Variables inside them writes a SavedModel both read (tests/test_serving.py::
+    test_keras_variables_still_break_the_session_loader fails when that changes).
+    """
+    if isinstance(variable, tf.Variable):
+        return variable
+    inner = getattr(variable, "value", None)
+    return inner if isinstance(inner, tf.Variable) else variable
+
+
 def class_ids_dtype(num_classes):
     return tf.uint8 if num_classes <= 256 else tf.int32
 
@@ -180,7 +197,7 @@ class ServingModule(tf.Module):
         # stored once in saved_model.pb).
         self._predict_fn = tf.function(
             predict_fn, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-        self.model_variables = list(variables)
+        self.model_variables = [_tf_variable(v) for v in variables]
         self._num_classes = num_classes
         self._ids_dtype = class_ids_dtype(num_classes)
         self._plte = palette_chunk(np.asarray(palette).reshape(-1, 3)[:256]) \

@@ -68,3 +68,49 @@ def rest_response_json(outputs):
             items.append("        {\n" + ",\n".join(f'            "{n}": {values[n]}'
                                                     for n in names) + "\n        }")
     return '{\n    "predictions": [\n' + ",\n".join(items) + "\n    ]\n}"
+
+
+def rest_sizes(model, image_path):
+    """[(signature, request bytes, response bytes)] of TF Serving REST predict calls on one
+    image file with every image signature of SavedModel `model` (a path `segcore.evaluate`
+    accepts), the bodies written as TF Serving reads and writes them."""
+    import json
+
+    import tensorflow as tf
+
+    from segcore.evaluate import resolve_saved_model
+    from segcore.export import BYTES_SIGNATURES, IMAGE_SIGNATURES
+
+    signatures = tf.saved_model.load(resolve_saved_model(model)).signatures
+    with open(image_path, "rb") as f:
+        data = f.read()
+    image = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    rows = []
+    for name in IMAGE_SIGNATURES:
+        if name in BYTES_SIGNATURES:
+            inputs = tf.constant([data])
+            request = {"signature_name": name,
+                       "instances": [{"b64": base64.b64encode(data).decode()}]}
+        else:
+            inputs = tf.constant(image[None])
+            request = {"signature_name": name, "instances": image[None].tolist()}
+        outputs = {k: v.numpy() for k, v in signatures[name](images=inputs).items()}
+        rows.append((name, len(json.dumps(request)), len(rest_response_json(outputs))))
+    return rows
+
+
+def main(argv=None):
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m segcore.serving_json SAVED_MODEL_OR_RUN_DIR IMAGE", file=sys.stderr)
+        return 2
+    print(f"{'signature':26s} {'request JSON':>14s} {'response JSON':>14s}")
+    for name, request, response in rest_sizes(*argv):
+        print(f"{name:26s} {request:14,d} {response:14,d}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
