@@ -51,11 +51,13 @@ TFLite (`--tflite`): the run's predict function at one fixed input size
 (`--tflite-size`, default the run's training image size) with inputs uint8
 [1, H, W, 3] and outputs class_ids uint8 and probabilities float32, converted with
 TFLite builtin ops only, float32 and with post-training dynamic-range quantisation
-(int8 weights). Which families convert (`TFLITE_SUPPORT`):
+(int8 weights); the weights are frozen into the file (`frozen_function`). Which
+families convert (`tflite_support`):
 
-* DeepLabv3+ (every backbone; MobileNetV2 is the mobile model): convolutions,
-  depthwise/atrous convolutions, batch norm (folded), bilinear resizes and the
-  multi-scale/flip averaging at a fixed size are all builtins.
+* DeepLabv3+ MobileNetV2 (the mobile model; tested): convolutions, depthwise/atrous
+  convolutions, batch norm (folded), bilinear resizes and the multi-scale/flip
+  averaging at a fixed size are all builtins. The Xception/ResNet backbones use the
+  same kinds of ops (not tested here).
 * FCN: does not convert. Its fc6 (7x7x512 -> 4096) is `segcore.layers.PatchConv2D`,
   a convolution computed as `tf.image.extract_patches` + one matrix product (fast
   CPU training); ExtractImagePatches is not a TFLite builtin. (Nor is FCN a phone
@@ -63,7 +65,8 @@ TFLite builtin ops only, float32 and with post-training dynamic-range quantisati
 * U-Net with valid padding (the paper's overlap-tile): does not convert. The
   tiled prediction runs its tile batches in a `tf.while_loop` over a
   `TensorArray` (TensorList ops), which TFLite builtins do not have (it would
-  need the Select-TF-ops/Flex runtime). A ``padding="same"`` U-Net (no tiling) converts.
+  need the Select-TF-ops/Flex runtime). A ``padding="same"`` U-Net (no tiling) is
+  not refused; whether it converts is not tested.
 
 `tf.saved_model.save` of a small `tf.Module` that tracks the network's variables
 once: Keras 3.15's `model.export` writes every variable twice (1.0 GB for
