@@ -471,6 +471,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert "ExtractImagePatches" in err
 
 
+@pytest.mark.slow
 def test_tflite_converter_still_drops_unfrozen_keras_weights(deeplab):
     """The dependency bug `segcore.export.frozen_function` works around (tensorflow/tensorflow
     issue 98964): converted without freezing, the Keras 3 network's weights are not in the
@@ -494,6 +495,7 @@ def test_tflite_converter_still_drops_unfrozen_keras_weights(deeplab):
         interpreter.invoke()
 
 
+@pytest.mark.slow
 def test_keras_variables_still_break_the_session_loader(tmp_path):
     """The dependency bug `segcore.export._tf_variable` works around (tensorflow/tensorflow
     issue 72963): a tf.Module tracking Keras 3 variables gives a SavedModel the TF1 session
