@@ -71,8 +71,8 @@ from segcore.crf import DEEPLAB_CRF_PARAMS, dense_crf
 from segcore.data.images import data_error_from
 from segcore.errors import ConfigError, DataError, SegmentationError
 from segcore.exit_status import exit_status
+from segcore.export import find_saved_model, load_serving
 from segcore.inference import resize_aligned, scale_dimension
-from segcore.export import load_serving
 from segcore.metrics import RoadHistogram, segmentation_scores
 from segcore.metrics import confusion_matrix as confusion_matrix_fn
 from segcore.options import key_value
@@ -87,16 +87,17 @@ ROAD_CLASSES = ("not_road", "road")
 
 
 def resolve_saved_model(path):
-    """`path` itself if it is a SavedModel directory, `path/saved_model` for a run directory."""
-    if os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return path
-    inner = os.path.join(path, "saved_model")
-    if os.path.isfile(os.path.join(inner, "saved_model.pb")):
-        return inner
+    """The SavedModel `path` names: `path` itself if it is a SavedModel directory; the
+    highest integer version of a TF Serving model base path; for a run directory, its
+    `saved_model/` (versioned, or a SavedModel itself: the layout before versions)."""
+    found = find_saved_model(path)
+    if found is not None:
+        return found
     if not os.path.exists(path):
         raise ConfigError(f"--model {path}: no such file or directory")
-    raise ConfigError(f"--model {path}: not a SavedModel directory (no saved_model.pb) "
-                      "nor a run directory with saved_model/")
+    raise ConfigError(f"--model {path}: not a SavedModel directory (no saved_model.pb), "
+                      "a model base path with version directories (1/, 2/, ...) nor a run "
+                      "directory with saved_model/")
 
 
 class ServingModel:

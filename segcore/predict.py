@@ -4,8 +4,9 @@
     python -m segcore.predict --model runs/deeplab_voc/saved_model photos/ --out predictions \\
         --scales 0.75 1.0 1.25 --flip --crf
 
-`--model` is a SavedModel written by `segcore.export` (or a run directory with
-`saved_model/`); the class names and palette come from its `metadata`
+`--model` is a SavedModel written by `segcore.export`, a model base path with
+version directories (the highest is used), or a run directory with
+`saved_model/` (versioned, or the layout before versions); the class names and palette come from its `metadata`
 signature, so nothing else of the package or the training run is needed.
 Inputs are image files and/or directories (their PNG/JPEG/BMP/TIFF files, not
 recursive), of any size; grey, palette and RGBA images are converted to RGB
@@ -159,7 +160,8 @@ def build_parser():
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True,
-                        help="SavedModel directory, or a run directory with saved_model/")
+                        help="SavedModel directory, model base path (highest version), or a "
+                             "run directory with saved_model/")
     parser.add_argument("inputs", nargs="+", metavar="IMAGES_OR_DIR",
                         help="image files and/or directories of images")
     parser.add_argument("--out", required=True, help="output directory")

@@ -38,7 +38,7 @@ from segcore.data.pipeline import make_pipeline
 from segcore.errors import ConfigError, DataError
 from segcore.evaluate import evaluate_split
 from segcore.evaluate import jsonable as _jsonable
-from segcore.export import export_saved_model
+from segcore.export import export_version
 from segcore.inference import make_predict_fn
 from segcore.layers import all_layers
 from segcore.losses import SegmentationCrossEntropy
@@ -467,9 +467,8 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
     metrics["train_seconds"] = time.time() - started
     plot_curves(history.history, os.path.join(run_dir, "curves.png"), title=config.name)
     if config.export:
-        export_saved_model(os.path.join(run_dir, "saved_model"), predict_fn, network.variables,
-                           num_classes, info.class_names, info.palette, info.ignore_label,
-                           dtype_policy=export_policy)
+        export_version(os.path.join(run_dir, "saved_model"), config, family, predict_fn,
+                       network.variables, num_classes, info, dtype_policy=export_policy)
     with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump(_jsonable(metrics), f, indent=2)
     log.info("run %s finished in %.0f s: validation mean IoU %.4f, pixel accuracy %.4f",

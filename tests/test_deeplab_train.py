@@ -118,7 +118,7 @@ def test_smoke_run_directory_and_single_scale_saved_model(tmp_path, monkeypatch,
     assert status == 0
     run = tmp_path / "smoke"
     for name in ("config.json", "metrics.json", "curves.png", "checkpoints/final.weights.h5",
-                 "saved_model/saved_model.pb", "overlays/val_000.png", "overlays/val_001.png"):
+                 "saved_model/1/saved_model.pb", "overlays/val_000.png", "overlays/val_001.png"):
         assert (run / name).exists(), name
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["eval_scales"] == [1.0] and config["model"]["backbone"] == "mobilenetv2"
@@ -133,7 +133,7 @@ def test_smoke_run_directory_and_single_scale_saved_model(tmp_path, monkeypatch,
     network, _ = deeplab_train.build(SMOKE, 4)
     network.load_weights(str(run / "checkpoints" / "final.weights.h5"))
     image = np.random.default_rng(4).integers(0, 256, (1, 37, 61, 3), dtype=np.uint8)
-    loaded = tf.saved_model.load(str(run / "saved_model"))
+    loaded = tf.saved_model.load(str(run / "saved_model" / "1"))
     served = loaded.signatures["serving_default"](images=tf.constant(image))["probabilities"]
     plain = plain_predict_fn(SegmentationTask(network, deeplab_train.preprocess))(image)
     assert served.shape == (1, 37, 61, 4)
@@ -150,7 +150,7 @@ def test_export_precision_mixed_serves_bfloat16_close_to_float32(tmp_path):
     assert config["export_precision"] == "mixed"
     assert config["resolved"]["dtype_policy"] == "float32"
     assert config["resolved"]["export_dtype_policy"] == "mixed_bfloat16"
-    loaded = tf.saved_model.load(str(run / "saved_model"))
+    loaded = tf.saved_model.load(str(run / "saved_model" / "1"))
     assert loaded.signatures["metadata"]()["dtype_policy"].numpy() == b"mixed_bfloat16"
     network, _ = deeplab_train.build(SMOKE, 4)
     network.load_weights(str(run / "checkpoints" / "final.weights.h5"))

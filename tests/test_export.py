@@ -12,7 +12,8 @@ from PIL import Image
 
 from fcn_tf import build_fcn, preprocess
 from segcore.errors import SegmentationError
-from segcore.export import export_saved_model, load_serving, saved_model_bytes
+from segcore.export import (DEFAULT_WARMUP_SIZE, IMAGE_SIGNATURES, SIGNATURES, export_saved_model,
+                            load_serving, read_warmup_requests, saved_model_bytes)
 from segcore.inference import make_predict_fn
 from segcore.task import SegmentationTask
 
@@ -68,9 +69,25 @@ def test_fresh_process_gives_the_in_memory_outputs(exported, tmp_path):
     np.testing.assert_allclose(out["probabilities"], expected, atol=1e-5)
     np.testing.assert_array_equal(out["class_ids"], expected.argmax(-1))
     np.testing.assert_allclose(out["bytes_probabilities"], expected, atol=1e-5)
-    assert out["probabilities"].shape == (2, 45, 71, 3) and out["class_ids"].dtype == np.int32
+    assert out["probabilities"].shape == (2, 45, 71, 3) and out["class_ids"].dtype == np.uint8
     assert list(out["names"]) == [b"a", b"b", b"c"] and int(out["num_classes"]) == 3
     assert len(np.unique(out["class_ids"])) > 1  # the check is not of a constant output
+
+
+def test_signatures_outputs_and_warmup_file(exported):
+    path = exported[0]
+    loaded = load_serving(path)
+    assert sorted(loaded.signatures) == sorted(SIGNATURES)
+    for name in IMAGE_SIGNATURES:
+        outputs = loaded.signatures[name].structured_outputs
+        assert ("probabilities" in outputs) == (name in ("serving_default", "serving_bytes")), name
+    assert loaded.signatures["serving_bytes_png"].structured_outputs["class_ids_png_bytes"].dtype \
+        == tf.string
+    logs = read_warmup_requests(path)
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == \
+        list(IMAGE_SIGNATURES)
+    shape = tf.make_ndarray(logs[0].predict_log.request.inputs["images"]).shape
+    assert shape == (1, *DEFAULT_WARMUP_SIZE, 3)
 
 
 def test_any_size_in_the_same_saved_model(exported):

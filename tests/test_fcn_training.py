@@ -88,7 +88,7 @@ def test_main_job_writes_the_run_directory(tmp_path):
     assert status == 0
     run = tmp_path / "smoke"
     for name in ("config.json", "metrics.json", "curves.png", "train_log.csv", "train.log",
-                 "checkpoints/final.weights.h5", "saved_model/saved_model.pb",
+                 "checkpoints/final.weights.h5", "saved_model/1/saved_model.pb",
                  "overlays/val_000.png", "overlays/val_001.png"):
         assert (run / name).exists(), name
     assert os.listdir(run / "tensorboard")

@@ -14,7 +14,7 @@ from unet_tf import build_unet, border_weight_map, isbi_weight_map, predict_tile
 from unet_tf import train as unet_train
 
 RUN_FILES = ("config.json", "metrics.json", "curves.png", "train_log.csv",
-             "checkpoints/final.weights.h5", "saved_model/saved_model.pb",
+             "checkpoints/final.weights.h5", "saved_model/1/saved_model.pb",
              "overlays/val_000.png", "overlays/val_001.png")
 
 
@@ -116,7 +116,7 @@ def test_smoke_run_directory_and_saved_model_of_any_size(tmp_path, monkeypatch, 
     assert 0 <= isbi["rand_error_best"] <= isbi["rand_error"] <= 1
 
     # The SavedModel tiles images of any size; it agrees with the trained network.
-    loaded = tf.saved_model.load(str(run / "saved_model"))
+    loaded = tf.saved_model.load(str(run / "saved_model" / "1"))
     assert loaded.signatures["metadata"]()["dtype_policy"].numpy() == b"float32"
     image = np.random.default_rng(1).integers(0, 256, (1, 37, 53, 3), dtype=np.uint8)
     outputs = loaded.signatures["serving_default"](images=tf.constant(image))
