@@ -48,6 +48,7 @@ COMMON_FLAGS = {
     "--name": ("name", str, None, "run name (runs/<name>/); default: the preset's"),
     "--overlays": ("overlays", int, None, "number of validation overlay PNGs"),
     "--eval-max-images": ("eval_max_images", int, None, "evaluate on at most this many images"),
+    "--backup-every": ("backup_every", int, None, "back up the training state every N steps, 0: only at epoch ends (default: after each 10 min of training, ~1 %% of the time for an FCN-8s backup, and at epoch ends); a rerun resumes exactly"),
 }
 
 
@@ -72,6 +73,7 @@ def build_parser(prog, description, presets, model_flags):
         parser.add_argument(flag, dest=field, type=kind, nargs=nargs, default=None, help=text)
     parser.add_argument("--xla", dest="jit_compile", action="store_true", default=None,
                         help="compile the train step with XLA (off by default: slower on CPU)")
+    parser.add_argument("--overwrite", action="store_true", default=None, help="start over a run directory that holds another experiment (its config.json differs)")
     parser.add_argument("--no-export", dest="export", action="store_false", default=None,
                         help="do not write the SavedModel")
     parser.add_argument("--no-cache", dest="cache", action="store_false", default=None,

@@ -30,9 +30,10 @@ import numpy as np
 import tensorflow as tf
 
 from segcore import data as datasets
+from segcore import resume as resumable
 from segcore.augment import AugmentConfig, Augmenter
 from segcore.data import images as image_io
-from segcore.data.pipeline import make_pipeline
+from segcore.data.pipeline import make_pipeline, make_training_stream
 from segcore.errors import ConfigError, DataError
 from segcore.evaluate import evaluate_split
 from segcore.evaluate import jsonable as _jsonable
@@ -94,6 +95,8 @@ class TrainConfig:
     eval_max_images: Optional[int] = None
     export: bool = True
     verbose: object = "auto"
+    backup_every: Optional[int] = None     # steps; None: every 10 min and epoch end (segcore.resume)
+    overwrite: bool = False                # start a run directory holding another experiment over
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -302,7 +305,7 @@ def train_and_evaluate(config, family, callbacks=()):
     `callbacks` are extra Keras callbacks (after the engine's own).
     """
     run_dir = os.path.abspath(os.path.join(config.runs_dir, config.name))
-    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+    resumable.prepare_run_dir(run_dir, config)  # writable; same experiment (or --overwrite)
     handler = _setup_logging(run_dir)
     try:
         return _train(config, family, run_dir, list(callbacks))
@@ -361,7 +364,7 @@ def _train(config, family, run_dir, extra_callbacks):
         task = SegmentationTask(network, family.preprocess,
                                 Augmenter(augment, info.ignore_label, family.image_fill)
                                 if augment.geometric or augment.photometric or augment.elastic_sigma
-                                else None)
+                                else None, seed=config.seed)
         task.compile(
             optimizer=make_optimizer(config, steps * config.epochs),
             loss=SegmentationCrossEntropy(num_classes, info.ignore_label, config.class_weights,
@@ -371,21 +374,22 @@ def _train(config, family, run_dir, extra_callbacks):
         )
     _write_config(run_dir, config, resolved)
 
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
-    ] + extra_callbacks
+    # --- resumable training (segcore.resume): backups, exact resume, the run's record ---
+    run = resumable.ResumableRun(run_dir, config, steps)
+
+    def train_stream(first_batch, batches):
+        return make_training_stream(
+            train_raw, config.batch_size, batches, first_batch,
+            batches_per_pass=None if config.steps_per_epoch else steps, **pipeline)
+
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
+                                             write_graph=False)] + extra_callbacks
     try:
-        history = task.fit(
-            train_data.repeat() if config.steps_per_epoch else train_data,
-            validation_data=val_data, epochs=config.epochs,
-            steps_per_epoch=config.steps_per_epoch, validation_steps=config.validation_steps,
-            callbacks=callbacks, verbose=config.verbose,
-            shuffle=False,  # the pipeline shuffles with the run's seed
-        )
+        history = run.fit(task, train_stream, val_data, callbacks,
+                          validation_steps=config.validation_steps, verbose=config.verbose)
     except tf.errors.OpError as error:
         raise image_io.data_error_from(error, f"{config.dataset}: ") from None
+    # --- end of resumable training ---
     network.save_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))
 
     if export_policy != policy:
@@ -412,6 +416,7 @@ def _train(config, family, run_dir, extra_callbacks):
                            dtype_policy=export_policy)
     with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump(_jsonable(metrics), f, indent=2)
+    run.finish()  # the record is complete: the backup goes
     log.info("run %s finished in %.0f s: validation mean IoU %.4f, pixel accuracy %.4f",
              config.name, time.time() - started, metrics["mean_iou"], metrics["pixel_accuracy"])
     return metrics
