@@ -8,8 +8,8 @@ Every model family (FCN, U-Net, DeepLab) trains through this function:
    or the devices named in the config) build the network (`family.build`),
    wrap it in a `SegmentationTask` (preprocessing + on-device augmentation),
    compile it with the ignore-aware cross-entropy and the streaming
-   confusion-matrix metric, and `fit` it with checkpoints that resume an
-   interrupted run (`BackupAndRestore`), CSV and TensorBoard logs;
+   confusion-matrix metric, and `fit` it with backups from which a rerun resumes an
+   interrupted run exactly (`segcore.resume`), CSV and TensorBoard logs;
 4. evaluate on the validation split at the labels' original resolution, write
    ``metrics.json``, the loss/metric curves, overlay PNGs and a SavedModel.
 

@@ -34,7 +34,7 @@ COMMON = ["--preset", "smoke", "--epochs", "2", "--steps-per-epoch", "4", "--bac
 FCN = ["fcn_tf.train"] + COMMON + [
     "--image-size", "32", "64", "--batch-size", "1", "--optimizer", "sgd", "--momentum", "0",
     "--dropout", "0.5"]
-UNET = ["unet_tf.train"] + COMMON + ["--batch-size", "1"]
+UNET = ["unet_tf.train"] + COMMON + ["--batch-size", "1", "--dropout", "0.5"]
 # Kill moments, in the order of one chain of reruns (global steps are 1-based):
 #   backup:2  right after the backup of step 2 (mid-epoch 1): resumes at epoch 1, step 2;
 #   step:3    after step 3, no backup since step 2: resumes at epoch 1, step 2 again;
@@ -54,8 +54,9 @@ def _command(trainer, runs_dir):
     return [sys.executable, "-m", trainer[0]] + trainer[1:] + ["--runs-dir", str(runs_dir)]
 
 
-def _start(trainer, runs_dir, block=None, log=None):
-    return subprocess.Popen(_command(trainer, runs_dir), env=_env(block), cwd=REPO_ROOT,
+def _start(trainer, runs_dir, block=None, log=None, extra=()):
+    return subprocess.Popen(_command(trainer, runs_dir) + list(extra), env=_env(block),
+                            cwd=REPO_ROOT,
                             stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -88,7 +89,9 @@ def _weights(run):
 def _check_exact_resume(trainer, tmp_path):
     reference_dir, resumed_dir = tmp_path / "reference", tmp_path / "resumed"
     with open(tmp_path / "log-reference.txt", "wb") as log:
-        reference = _start(trainer, reference_dir, log=log)  # runs while the others are killed
+        # Runs while the others are killed; with backups at epoch ends only (when backups
+        # are taken does not change what is trained).
+        reference = _start(trainer, reference_dir, log=log, extra=["--backup-every", "0"])
         for moment in MOMENTS:
             _kill_at(trainer, resumed_dir, moment, tmp_path)
             if moment == "writing:6":
