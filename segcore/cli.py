@@ -48,7 +48,7 @@ COMMON_FLAGS = {
     "--name": ("name", str, None, "run name (runs/<name>/); default: the preset's"),
     "--overlays": ("overlays", int, None, "number of validation overlay PNGs"),
     "--eval-max-images": ("eval_max_images", int, None, "evaluate on at most this many images"),
-    "--backup-every": ("backup_every", int, None, "back up the training state every N steps, 0: only at epoch ends (default: after each 10 min of training, ~1 %% of the time for an FCN-8s backup, and at epoch ends); a rerun resumes exactly"),
+    "--backup-every": ("backup_every", int, None, "back up the training state every N steps, 0: at epoch ends only (default: after each 10 min of training and at epoch ends; an FCN-8s backup, 1.1-1.6 GB, took 8-14 s on a 100 MB/s disk: ~2 %% of the time); a rerun of the command resumes exactly"),
 }
 
 

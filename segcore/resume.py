@@ -263,13 +263,24 @@ def read_backup_arrays(path, meta, state, groups=GROUPS):
                 for i in range(len(expected)):
                     with archive.open(f"{group}/{i}.npy") as member:
                         data = member.read()  # the whole member: zipfile checks its CRC
-                    arrays[group].append(np.lib.format.read_array(io.BytesIO(data),
-                                                                  allow_pickle=False))
+                    arrays[group].append(_npy_array(data))
     except DataError:
         raise
     except (OSError, zipfile.BadZipFile, KeyError, ValueError) as error:
         raise _corrupt(path, error) from None
     return arrays
+
+
+def _npy_array(data):
+    """The array of .npy `data` (bytes), without the chunked copy of
+    np.lib.format.read_array on a file object (2 s per 400 MB)."""
+    stream = io.BytesIO(data)
+    version = np.lib.format.read_magic(stream)
+    header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+              else np.lib.format.read_array_header_2_0)
+    shape, fortran, dtype = header(stream)
+    array = np.frombuffer(data, dtype=dtype, count=int(np.prod(shape)), offset=stream.tell())
+    return array.reshape(shape, order="F" if fortran else "C")
 
 
 def assign(variables, arrays):
