@@ -249,16 +249,21 @@ def read_backup_meta(path):
 
 def read_backup_arrays(path, meta, state, groups=GROUPS):
     """{group: [arrays]} of the backup at `path`, checked against `state`'s variables
-    (count, paths, shapes, dtypes) and against the members' CRC-32."""
+    (count, shapes, dtypes) and against the members' CRC-32."""
     arrays = {}
     try:
         with zipfile.ZipFile(path) as archive:
             for group in groups:
+                # Shapes and dtypes, in order: variable paths get suffixes (_1, ...) when
+                # a network is built twice in one process, so they are not compared.
                 expected = _signature(state[group])
-                if meta["signature"].get(group) != expected:
-                    raise _corrupt(path, f"its {group} variables are not this run's "
-                                   f"({len(meta['signature'].get(group, []))} saved, "
-                                   f"{len(expected)} here)")
+                saved = meta["signature"].get(group, [])
+                mismatch = next((f"{mine[0]} is {mine[1:]}, saved {theirs[0]} {theirs[1:]}"
+                                 for mine, theirs in zip(expected, saved)
+                                 if mine[1:] != theirs[1:]), None)
+                if len(saved) != len(expected) or mismatch:
+                    raise _corrupt(path, f"its {group} variables are not this run's: "
+                                   + (mismatch or f"{len(saved)} saved, {len(expected)} here"))
                 arrays[group] = []
                 for i in range(len(expected)):
                     with archive.open(f"{group}/{i}.npy") as member:
