@@ -419,6 +419,7 @@ class ResumableRun:
             self.resumed_epoch = epoch
         if self.writes:
             write_train_log(os.path.join(self.run_dir, TRAIN_LOG), history)
+        _build_compiled_metrics(task, make_stream(epoch * self.steps + step, 1).element_spec)
         restorer = _Restorer(self, resume)
         callbacks = [restorer, resume] + list(callbacks)
         common = dict(validation_data=validation_data, validation_steps=validation_steps,
@@ -440,6 +441,17 @@ class ResumableRun:
         """The run's record is written: the backup is no longer needed."""
         if self.writes:
             shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def _build_compiled_metrics(task, element_spec):
+    """Create the compiled metrics' variables before fit: without a distribution strategy
+    Keras 3.15 creates them only when it traces the first step, after on_train_begin,
+    where the backup's metric state must be in the list (else a mid-epoch backup would
+    miss the confusion matrix). Keras' own build on the batch's spec (no data is read)."""
+    metrics = getattr(task, "_compile_metrics", None)
+    if metrics is not None and not metrics.built:
+        with task.distribute_strategy.scope():
+            task._symbolic_build(data_batch=element_spec)
 
 
 class _Restorer(keras.callbacks.Callback):
