@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from segcore.onednn import cpu_flags  # noqa: E402  (importing segcore applies the AMX cap)
+
 RESULT_MARKER = "BENCH_RESULT "
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -165,17 +167,6 @@ def cpu_model():
     return platform.processor() or platform.machine()
 
 
-def cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def _version(*distributions):
     """Version of the first installed distribution of `distributions`."""
     for name in distributions:
@@ -193,7 +184,8 @@ def machine_summary():
     load = os.getloadavg()
     tensorflow = _version("tensorflow", "tensorflow-cpu", "tf-nightly")
     return "\n".join([
-        f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, native bfloat16: {bf16}",
+        f"CPU: {cpu_model()}, {os.cpu_count()} logical cores, native bfloat16: {bf16}, "
+        f"oneDNN ISA cap: {os.environ.get('ONEDNN_MAX_CPU_ISA', 'none')} (segcore/onednn.py)",
         f"load average (1/5/15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}",
         f"Python {platform.python_version()}, TensorFlow {tensorflow}, "
         f"Keras {_version('keras')}",

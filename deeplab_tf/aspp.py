@@ -13,6 +13,8 @@ convolution to 256 (+BN+ReLU), then dropout 0.1 (the reference's keep_prob 0.9):
   12/24/36 at OS8, either plain or atrous *separable* (depthwise 3x3 -> BN ->
   ReLU -> pointwise 1x1 -> BN -> ReLU: `_split_separable_conv2d` of the
   reference, which puts BN and ReLU after the depthwise convolution).
+  With ``rates=()`` these are not built: image pooling and `aspp0` only (512
+  channels into the projection), research/deeplab's MobileNetV2 configuration.
 
 Layer names are the reference's variable scopes (research/deeplab `model.py`:
 `image_pooling`, `aspp0`, `aspp1_depthwise`, `aspp1_pointwise`, ...,

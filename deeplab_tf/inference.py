@@ -15,18 +15,9 @@ with an input signature of unknown H and W, and so in an exported SavedModel.
 import tensorflow as tf
 
 from segcore.errors import ConfigError
+from segcore.inference import resize_aligned, scale_dimension  # noqa: F401 (public)
 
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
-
-
-def scale_dimension(size, scale):
-    """research/deeplab `scale_dimension`: int((size - 1) * scale + 1), size a tensor."""
-    return tf.cast((tf.cast(size, tf.float32) - 1.0) * scale + 1.0, tf.int32)
-
-
-def _resize(images, size):
-    resized = tf.raw_ops.ResizeBilinear(images=images, size=size, align_corners=True)
-    return tf.cast(resized, tf.float32)
 
 
 def predict_multiscale(model, images, scales=DEFAULT_SCALES, flip=True):
@@ -48,13 +39,13 @@ def predict_multiscale(model, images, scales=DEFAULT_SCALES, flip=True):
         if scale == 1.0:
             scaled = images
         else:
-            scaled = tf.cast(_resize(images, scale_dimension(size, scale)), images.dtype)
+            scaled = tf.cast(resize_aligned(images, scale_dimension(size, scale)), images.dtype)
         variants = [(scaled, False)] + ([(tf.reverse(scaled, axis=[2]), True)] if flip else [])
         for batch, flipped in variants:
             logits = tf.cast(model(batch, training=False), tf.float32)
             if flipped:
                 logits = tf.reverse(logits, axis=[2])
-            probabilities = tf.nn.softmax(_resize(logits, size), axis=-1)
+            probabilities = tf.nn.softmax(resize_aligned(logits, size), axis=-1)
             total = probabilities if total is None else total + probabilities
             count += 1
     return total / float(count)

@@ -26,6 +26,19 @@ Taps: ``{4: block_2_depthwise_relu (144 channels at alpha 1), output_stride:
 block_16_project_BN (320)}``; the stride-4 tap is the reference's decoder end
 point `layer_4/depthwise_output`.
 
+Width: `alpha` is keras.applications' width multiplier (every layer's channels
+rounded to a multiple of 8, `int(c * alpha)` first), so its ImageNet weights fit.
+`depth_multiplier` is research/deeplab's (`feature_extractor._mobilenet_v2`,
+the `--depth_multiplier` flag), the width of the model-zoo checkpoints: the
+output channels of `Conv` and of every block's projection are
+`_make_divisible(c * depth_multiplier, divisible_by, min_depth)` with
+`divisible_by = min_depth = 8` at 1.0 and 1 otherwise (plain rounding: 24 * 0.5
+= 12 channels where `alpha=0.5` gives 16); the expansion convolutions are not
+multiplied but computed from their input, `_make_divisible(6 * c_in, 8)` (slim
+`expand_input_by_factor(6)`), and the depthwise convolutions keep their input's
+channels. At 1.0 both give the same network. The multiplier does not reach the
+DeepLab head (256-channel ASPP, logits).
+
 Trainable parameters of the encoder: keras.applications MobileNetV2
 (include_top=False) minus `Conv_1` and `Conv_1_bn`: 1,811,712 at alpha 1.0
 (2,223,872 - 320 * 1280 - 2 * 1280), 250,208 at alpha 0.35 (396,128 - 112 * 1280
@@ -67,15 +80,29 @@ def make_divisible(value, divisor=8, min_value=None):
     return new_value
 
 
-def inverted_res_block(x, expansion, stride, rate, alpha, filters, block_id, bn, end_points):
-    """keras.applications.mobilenet_v2._inverted_res_block with a dilation rate."""
+def reference_depth(channels, depth_multiplier):
+    """research/deeplab MobileNetV2 channels: slim `depth_multiplier` with
+    `divisible_by = min_depth = 8 if depth_multiplier == 1.0 else 1`."""
+    divisor = 8 if depth_multiplier == 1.0 else 1
+    return make_divisible(channels * depth_multiplier, divisor, divisor)
+
+
+def inverted_res_block(x, expansion, stride, rate, alpha, filters, block_id, bn, end_points,
+                       depth_multiplier=None):
+    """keras.applications.mobilenet_v2._inverted_res_block with a dilation rate;
+    with `depth_multiplier`, the channels of research/deeplab (see the module docstring)."""
     inputs = x
     in_channels = x.shape[-1]
-    pointwise_filters = make_divisible(int(filters * alpha), 8)
+    if depth_multiplier is None:
+        pointwise_filters = make_divisible(int(filters * alpha), 8)
+        expanded = expansion * in_channels
+    else:
+        pointwise_filters = reference_depth(filters, depth_multiplier)
+        expanded = make_divisible(in_channels * expansion, 8)
     prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
     if block_id:
         x = keras.layers.Conv2D(
-            expansion * in_channels, 1, padding="same", use_bias=False, name=f"{prefix}expand"
+            expanded, 1, padding="same", use_bias=False, name=f"{prefix}expand"
         )(x)
         x = batch_norm(f"{prefix}expand_BN", **bn)(x)
         x = keras.layers.ReLU(6.0, name=f"{prefix}expand_relu")(x)
@@ -95,17 +122,28 @@ def inverted_res_block(x, expansion, stride, rate, alpha, filters, block_id, bn,
     return x
 
 
-def mobilenet_v2(x, output_stride=16, alpha=1.0, synchronized=False, momentum=BN_MOMENTUM):
+def mobilenet_v2(x, output_stride=16, alpha=1.0, synchronized=False, momentum=BN_MOMENTUM,
+                 depth_multiplier=None):
     """Apply MobileNetV2 to tensor `x`; return ``{4: block_2 depthwise output,
-    output_stride: block_16 output}``. output_stride: 8, 16 or 32."""
+    output_stride: block_16 output}``. output_stride: 8, 16 or 32.
+    `depth_multiplier` (instead of `alpha`): research/deeplab's channel rounding."""
     if output_stride not in (8, 16, 32):
         raise ConfigError(f"output_stride must be 8, 16 or 32 for mobilenetv2; got {output_stride!r}")
     if not alpha > 0:
         raise ConfigError(f"alpha must be a positive width multiplier; got {alpha!r}")
+    if depth_multiplier is not None:
+        if alpha != 1.0:
+            raise ConfigError(f"give alpha (keras.applications width) or depth_multiplier "
+                              f"(research/deeplab width), not both; got alpha={alpha!r}, "
+                              f"depth_multiplier={depth_multiplier!r}")
+        if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, (int, float)) \
+                or not depth_multiplier > 0:
+            raise ConfigError(f"depth_multiplier must be a positive number; got {depth_multiplier!r}")
     bn = {"momentum": momentum, "epsilon": BN_EPSILON, "synchronized": synchronized}
 
     x = keras.layers.Conv2D(
-        make_divisible(32 * alpha, 8), 3, strides=2, padding="same", use_bias=False, name="Conv1"
+        make_divisible(32 * alpha, 8) if depth_multiplier is None
+        else reference_depth(32, depth_multiplier), 3, strides=2, padding="same", use_bias=False, name="Conv1"
     )(x)
     x = batch_norm("bn_Conv1", **bn)(x)
     x = keras.layers.ReLU(6.0, name="Conv1_relu")(x)
@@ -120,7 +158,8 @@ def mobilenet_v2(x, output_stride=16, alpha=1.0, synchronized=False, momentum=BN
             layer_stride, layer_rate = stride, 1
             current_stride *= stride
         x = inverted_res_block(
-            x, expansion, layer_stride, layer_rate, alpha, filters, block_id, bn, end_points
+            x, expansion, layer_stride, layer_rate, alpha, filters, block_id, bn, end_points,
+            depth_multiplier,
         )
     return {4: end_points["block_2_depthwise_relu"], output_stride: x}
 

@@ -39,6 +39,14 @@ research/deeplab definition. MobileNetV2: C = 320 (alpha 1) or 112 (alpha
 separable branch by 9*C*256 + 512 and the decoder convolutions by
 9*304*256 + 512 and 9*256*256 + 512.
 
+The model zoo's MobileNetV2 models are DeepLabv3 (``decoder=False``, logits
+on the ASPP output) with ASPP of image pooling + 1x1 only (``atrous_rates=()``)
+and research/deeplab's width (``depth_multiplier``, see `deeplab_tf.mobilenet`):
+697,013 trainable parameters at depth multiplier 0.5 and 2,113,557 at 1.0, 21
+classes (tests/test_deeplab_zoo_options.py, from the reference's variable
+shapes, which the published TFLite file has: tests/test_deeplab_convert.py).
+`deeplab_tf.convert` loads their published weights.
+
 Input size: any H x W gives logits of exactly H x W (dynamic shapes throughout);
 the reference works best with H, W of the form OS*k + 1 (VOC's 513).
 """
@@ -51,6 +59,7 @@ import keras
 import tensorflow as tf
 
 from segcore.errors import ConfigError
+from segcore.imagenet import IMAGENET_MEAN_BGR
 
 from deeplab_tf.aspp import ResizeBilinear, aspp, conv_bn_relu, separable_conv_bn_relu
 from deeplab_tf.mobilenet import SKIPPED_LAYERS, mobilenet_v2
@@ -83,9 +92,11 @@ BATCH_NORM_WARNING = (
 
 def build_deeplabv3plus(num_classes=21, backbone="xception65", output_stride=16,
                         input_shape=(None, None, 3), weights=None, separable=True,
-                        multi_grid=None, alpha=1.0, atrous_rates=None, dropout=0.1,
+                        multi_grid: tuple[int, ...] = None, alpha=1.0,
+                        atrous_rates: tuple[int, ...] = None, dropout=0.1,
                         sync_batch_norm=False, freeze_batch_norm=False,
-                        batch_norm_momentum=None, name=None):
+                        batch_norm_momentum: float = None, name=None, decoder=True,
+                        depth_multiplier: float = None):
     """Build DeepLabv3+ as a Keras functional model.
 
     Args:
@@ -103,7 +114,9 @@ def build_deeplabv3plus(num_classes=21, backbone="xception65", output_stride=16,
       multi_grid: unit rates of the last block (default (1, 2, 4) for ResNet,
         (1, 1, 1) for Xception as the reference; MobileNetV2 has none).
       alpha: MobileNetV2 width multiplier.
-      atrous_rates: ASPP rates; default (6, 12, 18) at OS16, (12, 24, 36) at OS8.
+      atrous_rates: ASPP rates; default (6, 12, 18) at OS16, (12, 24, 36) at OS8;
+        () builds ASPP without atrous branches (image pooling + 1x1 `aspp0` only, as
+        research/deeplab's MobileNetV2 models, `atrous_rates` flag unset).
       dropout: rate of the dropout after the ASPP projection (reference 0.1).
       sync_batch_norm: BatchNormalization(synchronized=True): statistics over all
         replicas of a tf.distribute strategy (the global batch).
@@ -114,6 +127,12 @@ def build_deeplabv3plus(num_classes=21, backbone="xception65", output_stride=16,
         but leaves gamma and beta trainable; Keras' `trainable=False` fixes both.
       batch_norm_momentum: moving-average momentum of every BN layer; default the
         reference's decays (Xception and head 0.9997, ResNet and MobileNetV2 0.997).
+      decoder: the DeepLabv3+ decoder (default); False gives DeepLabv3: logits on the
+        ASPP output, resized to the input (the reference with `decoder_output_stride`
+        unset, as its MobileNetV2 model-zoo models).
+      depth_multiplier: MobileNetV2 width as research/deeplab's `--depth_multiplier`
+        (model zoo: 1.0 and 0.5), with its channel rounding (`deeplab_tf.mobilenet`);
+        instead of `alpha`, which rounds as keras.applications.
     Returns:
       keras.Model from images to logits [batch, H, W, num_classes], float32 even
       under a mixed precision policy.
@@ -146,17 +165,29 @@ def build_deeplabv3plus(num_classes=21, backbone="xception65", output_stride=16,
         raise ConfigError("multi_grid applies to resnet50, resnet101 and xception65, not mobilenetv2")
     if backbone != "mobilenetv2" and alpha != 1.0:
         raise ConfigError(f"alpha (width multiplier) applies to mobilenetv2 only; got alpha={alpha!r}")
+    if depth_multiplier is not None and backbone != "mobilenetv2":
+        raise ConfigError(f"depth_multiplier applies to mobilenetv2 only; got "
+                          f"depth_multiplier={depth_multiplier!r} for backbone {backbone!r}")
+    if depth_multiplier is not None and weights is not None and depth_multiplier != 1.0:
+        raise ConfigError(f"weights={weights!r}: keras.applications MobileNetV2 weights fit "
+                          f"alpha widths, not depth_multiplier={depth_multiplier!r} (use alpha)")
+    if not isinstance(decoder, bool):
+        raise ConfigError(f"decoder must be true or false; got {decoder!r}")
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout must be in [0, 1); got {dropout!r}")
     rates = tuple(atrous_rates) if atrous_rates is not None else ATROUS_RATES[output_stride]
-    if len(rates) != 3:
-        raise ConfigError(f"atrous_rates must have 3 rates; got {atrous_rates!r}")
+    if len(rates) not in (0, 3) or any(
+            isinstance(r, bool) or not isinstance(r, int) or r < 1 for r in rates):
+        raise ConfigError(f"atrous_rates must be 3 positive integer rates, or () for none; "
+                          f"got {atrous_rates!r}")
 
     backbone_kwargs = {"output_stride": output_stride, "synchronized": sync_batch_norm}
     if batch_norm_momentum is not None:
         backbone_kwargs["momentum"] = batch_norm_momentum
     if backbone == "mobilenetv2":
         backbone_kwargs["alpha"] = alpha
+        if depth_multiplier is not None:
+            backbone_kwargs["depth_multiplier"] = depth_multiplier
     else:
         backbone_kwargs["multi_grid"] = multi_grid
     head_bn = {"synchronized": sync_batch_norm}
@@ -167,28 +198,31 @@ def build_deeplabv3plus(num_classes=21, backbone="xception65", output_stride=16,
     source = None
     if weights is not None:
         if backbone == "mobilenetv2":
-            source = keras_application("MobileNetV2", weights, alpha=alpha)
+            source = keras_application("MobileNetV2", weights,
+                                       alpha=alpha if depth_multiplier is None else 1.0)
         else:
             source = keras_application(APPLICATIONS[50 if backbone == "resnet50" else 101], weights)
 
     image = keras.Input(input_shape, name="image")
     taps = BACKBONES[backbone](image, **backbone_kwargs)
     x = aspp(taps[output_stride], rates=rates, separable=separable, dropout=dropout, bn=head_bn)
-    low_level = conv_bn_relu(taps[4], 48, 1, "feature_projection0", bn=head_bn)
-    x = ResizeBilinear(name="decoder_upsample")([x, low_level])
-    x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
-    for i in range(2):
-        if separable:
-            x = separable_conv_bn_relu(x, 256, f"decoder_conv{i}", bn=head_bn)
-        else:
-            x = conv_bn_relu(x, 256, 3, f"decoder_conv{i}", bn=head_bn)
+    if decoder:
+        low_level = conv_bn_relu(taps[4], 48, 1, "feature_projection0", bn=head_bn)
+        x = ResizeBilinear(name="decoder_upsample")([x, low_level])
+        x = keras.layers.Concatenate(name="decoder_concat")([x, low_level])
+        for i in range(2):
+            if separable:
+                x = separable_conv_bn_relu(x, 256, f"decoder_conv{i}", bn=head_bn)
+            else:
+                x = conv_bn_relu(x, 256, 3, f"decoder_conv{i}", bn=head_bn)
     x = keras.layers.Conv2D(
         num_classes, 1, kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.01),
         name="logits",
     )(x)
     # float32 logits under mixed precision: softmax, loss and metrics stay float32.
     logits = ResizeBilinear(name="upsample_logits", dtype="float32")([x, image])
-    model = keras.Model(image, logits, name=name or f"deeplabv3plus_{backbone}")
+    default_name = f"deeplabv3plus_{backbone}" if decoder else f"deeplabv3_{backbone}"
+    model = keras.Model(image, logits, name=name or default_name)
 
     if source is not None:
         skip = SKIPPED_LAYERS if backbone == "mobilenetv2" else ()
@@ -212,7 +246,7 @@ def preprocess_input(images, backbone="xception65"):
         raise ConfigError(f"backbone must be one of {', '.join(BACKBONES)}; got {backbone!r}")
     images = tf.cast(images, tf.float32)
     if backbone.startswith("resnet"):
-        return images[..., ::-1] - tf.constant([103.939, 116.779, 123.68])
+        return images[..., ::-1] - tf.constant(IMAGENET_MEAN_BGR)
     return images / 127.5 - 1.0
 
 

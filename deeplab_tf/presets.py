@@ -18,6 +18,23 @@ model zoo, research/deeplab/g3doc/model_zoo.md), all Xception-65 with the decode
   flip. The paper's 82.1 % (abstract, Table 7) is on the Cityscapes *test*
   server, not comparable with a val figure.
 
+Model zoo models (research/deeplab/g3doc/model_zoo.md, ImageNet + MS-COCO +
+VOC 2012 train_aug, "PASCAL mIOU" on VOC 2012 val):
+
+* `mobilenetv2_dm05_coco_voc_trainaug`: DeepLabv3, MobileNetV2 depth multiplier
+  0.5, no atrous ASPP branches, no decoder: 70.19 % at OS16, scale 1.0, no flip.
+* `mobilenetv2_coco_voc_trainaug`: the same at depth multiplier 1.0: 75.32 % at
+  OS16 single scale, 77.33 % at OS8 with scales 0.5:0.25:1.75 and flip.
+* `xception65_coco_voc_trainaug`: DeepLabv3+ (ASPP 6/12/18, decoder at OS4):
+  82.20 % at OS16 single scale, 83.58 % at OS8, scales 0.5:0.25:1.75, flip.
+
+The three presets of these names build those networks (the options of
+`build_deeplabv3plus`) with the paper's VOC recipe; training them here starts
+from ImageNet (MobileNetV2 1.0, keras.applications) or random weights, not from
+the authors' COCO models, so the figures are targets. The published models
+themselves run in this package through `python -m deeplab_tf.convert` (their
+TFLite file, checkpoint or frozen graph -> a run directory of the same options).
+
 This package has no ImageNet Xception-65 checkpoint (keras.applications has
 none, and the TF-slim checkpoints are not converted here): the Xception presets
 start from random weights (or `--init-from RUN_DIR`), so the figures above are
@@ -106,6 +123,61 @@ PRESETS = {
         momentum=0.9, schedule="poly", poly_power=0.9, augment=dict(_PAPER_AUGMENT),
         weights="auto",
     ),
+    # COCO images of the 20 VOC classes (torchvision's subset, segcore.data.coco_voc) with
+    # torchvision's recipe for its MobileNet models (references/segmentation: 30 epochs,
+    # batch 32, SGD lr 0.01 momentum 0.9, poly 0.9, weight decay 1e-6 = l2_weight_decay
+    # here, random scale 0.5-2.0, flip, 480x480 crops). Masks are rendered once into
+    # cache_dir (PNG); the in-memory cache is off (decoded train2017 would need ~100 GB).
+    "coco_voc_deeplab_mobilenetv2": TrainConfig(
+        name="coco_voc_deeplab_mobilenetv2", family="deeplab",
+        target="COCO val2017, 20 VOC classes: torchvision's deeplabv3_mobilenet_v3_large 60.3 "
+               "mIoU / 91.2 pixel acc. (MobileNetV3-Large dilated to OS16, DeepLabv3 head "
+               "without decoder, auxiliary loss) and lraspp_mobilenet_v3_large 57.9 / 91.2 are "
+               "the nearest; this is DeepLabv3+ (ASPP + decoder) on ImageNet MobileNetV2 "
+               "(keras.applications, alpha 1.0, OS16); deeplabv3_resnet50's 66.4 / 92.4 is the "
+               "ResNet-50 figure",
+        model={"backbone": "mobilenetv2", "alpha": 1.0, "output_stride": 16,
+               "sync_batch_norm": True, "l2_weight_decay": 1e-6},
+        dataset="coco_voc", data_dir="data/coco",
+        dataset_options={"cache_dir": "data/coco_voc_masks"}, cache=False,
+        train_split="train", val_split="val", image_size=(480, 480), pipeline_mode="pad",
+        epochs=30, batch_size=32, optimizer="sgd", learning_rate=0.01, momentum=0.9,
+        schedule="poly", poly_power=0.9, augment=dict(_PAPER_AUGMENT), weights="auto",
+    ),
 }
+
+# The model zoo's VOC models (research/deeplab/g3doc/model_zoo.md): MobileNetV2 models
+# are DeepLabv3 with image pooling + 1x1 only (the reference's atrous_rates and
+# decoder_output_stride flags unset); trained at OS16 on train_aug, 513 crops, batch 16.
+_ZOO_RECIPE = dict(
+    family="deeplab", dataset="voc2012", data_dir="data/VOCdevkit/VOC2012",
+    train_split="train_aug", val_split="val", image_size=(513, 513), pipeline_mode="pad",
+    epochs=45, batch_size=16, optimizer="sgd", learning_rate=0.007, momentum=0.9,
+    schedule="poly", poly_power=0.9, augment=dict(_PAPER_AUGMENT),
+)
+_ZOO_MOBILENET = {"backbone": "mobilenetv2", "output_stride": 16, "atrous_rates": (),
+                  "decoder": False, "sync_batch_norm": True, "l2_weight_decay": 4e-5}
+PRESETS.update({
+    "mobilenetv2_coco_voc_trainaug": TrainConfig(
+        name="mobilenetv2_coco_voc_trainaug",
+        target="VOC 2012 val 75.32 % mIoU at OS16, scale 1.0, no flip; 77.33 % at OS8, scales "
+               "0.5:0.25:1.75 + flip (model zoo, ImageNet+COCO init); from ImageNet here, expect less",
+        model={**_ZOO_MOBILENET, "depth_multiplier": 1.0}, weights="auto", **_ZOO_RECIPE,
+    ),
+    "mobilenetv2_dm05_coco_voc_trainaug": TrainConfig(
+        name="mobilenetv2_dm05_coco_voc_trainaug",
+        target="VOC 2012 val 70.19 % mIoU at OS16, scale 1.0, no flip (model zoo, ImageNet+COCO "
+               "init); no ImageNet weights of this width here (random init), expect far less",
+        model={**_ZOO_MOBILENET, "depth_multiplier": 0.5}, weights=None, **_ZOO_RECIPE,
+    ),
+    "xception65_coco_voc_trainaug": TrainConfig(
+        name="xception65_coco_voc_trainaug",
+        target="VOC 2012 val 82.20 % mIoU at OS16, scale 1.0, no flip; 83.58 % at OS8, scales "
+               "0.5:0.25:1.75 + flip (model zoo, ImageNet+COCO init); from random init here, "
+               "expect far less",
+        model={**_XCEPTION_OS16, "atrous_rates": (6, 12, 18), "decoder": True},
+        weights=None, **_ZOO_RECIPE,
+    ),
+})
 
 DEFAULT_PRESET = "synthetic_deeplab"

@@ -37,6 +37,7 @@ import os
 import keras
 
 from segcore.errors import ConfigError
+from segcore.pretrained import WeightsUnavailable
 
 from deeplab_tf.aspp import batch_norm
 
@@ -169,7 +170,7 @@ def keras_application(factory_name, weights, **kwargs):
         return factory(include_top=False, weights=weights, input_shape=(None, None, 3), **kwargs)
     except Exception as error:
         if weights == "imagenet":
-            raise ConfigError(
+            raise WeightsUnavailable(
                 f"weights='imagenet': could not get the keras.applications.{factory_name} "
                 f"ImageNet weights ({error}); put the include_top=False file in "
                 "~/.keras/models or pass weights=PATH"

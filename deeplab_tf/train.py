@@ -46,8 +46,11 @@ import tensorflow as tf
 
 from segcore import cli
 from segcore.errors import ConfigError
-from segcore.training import (ModelFamily, split_model_options,
-                              train_and_evaluate)  # noqa: F401 (public)
+from segcore.options import ModelOptions
+from segcore.pretrained import build_with_weights
+from segcore.imagenet import IMAGENET_MEAN_BGR
+from segcore.layers import all_layers
+from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
 
 from deeplab_tf.inference import predict_multiscale
 from deeplab_tf.model import (IMAGENET_BACKBONES, build_deeplabv3plus, check_batch_norm_batch,
@@ -57,26 +60,23 @@ from deeplab_tf.presets import DEFAULT_PRESET, PRESETS
 log = logging.getLogger("deeplab_tf.train")
 
 PROG = "python -m deeplab_tf.train"
-BUILD_OPTIONS = ("backbone", "output_stride", "separable", "multi_grid", "alpha", "atrous_rates",
-                 "dropout", "sync_batch_norm", "freeze_batch_norm", "batch_norm_momentum")
-EXTRA_OPTIONS = {"l2_weight_decay": 0.0, "eval_scales": (1.0,), "eval_flip": False}
-IMAGENET_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
-MODEL_FLAGS = {
-    "--backbone": ("backbone", str, "xception65, resnet50, resnet101 or mobilenetv2"),
-    "--output-stride": ("output_stride", int, "16 or 8 (atrous convolution)"),
-    "--alpha": ("alpha", float, "MobileNetV2 width multiplier"),
-    "--separable": ("separable", cli.boolean, "true/false: separable convolutions in ASPP and decoder"),
-    "--sync-batch-norm": ("sync_batch_norm", cli.boolean, "true/false: batch norm over all replicas"),
-    "--freeze-batch-norm": ("freeze_batch_norm", cli.boolean, "true/false: batch norm not trained"),
-    "--l2-weight-decay": ("l2_weight_decay", float, "L2 regulariser on kernels (reference 4e-5)"),
-    "--dropout": ("dropout", float, "dropout after the ASPP projection (reference 0.1)"),
-    "--eval-scales": ("eval_scales", float, "scales of multi-scale evaluation and SavedModel "
-                      "(paper: 0.5 0.75 1.0 1.25 1.5 1.75)", "+"),
-    "--eval-flip": ("eval_flip", cli.boolean, "true/false: add left-right flipped predictions "
-                    "in evaluation and SavedModel"),
-}
+def family_options(l2_weight_decay: float = 0.0, eval_scales: tuple[float, ...] = (1.0,),
+                   eval_flip: bool = False):
+    """The DeepLab family's own model options (besides `build_deeplabv3plus`'s).
+
+    Args:
+      l2_weight_decay: the reference's L2 regulariser on kernels (4e-5), added to the loss.
+      eval_scales: scales of the multi-scale evaluation and SavedModel (paper: 0.5 0.75 1.0
+        1.25 1.5 1.75).
+      eval_flip: add left-right flipped predictions in evaluation and SavedModel.
+    """
+    return {"l2_weight_decay": l2_weight_decay, "eval_scales": eval_scales, "eval_flip": eval_flip}
+
+
+# The model options and flags: build_deeplabv3plus's keyword arguments, then family_options'.
+OPTIONS = ModelOptions("deeplab", build_deeplabv3plus, family_options)
 
 
 def preprocess(images):
@@ -95,55 +95,21 @@ class CaffeFromUnitRange(keras.layers.Layer):
 
 def split_options(model):
     """(build_deeplabv3plus kwargs, extra options) of config.model."""
-    options, extra = split_model_options(model, BUILD_OPTIONS, EXTRA_OPTIONS, "DeepLabv3+")
+    options, extra = OPTIONS.split(model)
     scales = extra["eval_scales"]
-    if isinstance(scales, (int, float)):
-        scales = (scales,)
-    try:
-        extra["eval_scales"] = tuple(float(s) for s in scales)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--eval-scales must be positive numbers; got {scales!r}") from None
-    if not extra["eval_scales"] or any(not s > 0 for s in extra["eval_scales"]):
+    if not scales or any(not s > 0 for s in scales):
         raise ConfigError(f"--eval-scales must be positive numbers; got {scales!r}")
-    if not isinstance(extra["l2_weight_decay"], (int, float)) or extra["l2_weight_decay"] < 0:
+    if extra["l2_weight_decay"] < 0:
         raise ConfigError(f"--l2-weight-decay must be >= 0; got {extra['l2_weight_decay']!r}")
     return options, extra
 
 
-def resolve_weights(weights, backbone):
-    """(value for build_deeplabv3plus, note for config.json) of --weights auto|imagenet|none|PATH;
-    "auto" gives "imagenet" where keras.applications has the backbone (see `build`)."""
-    if weights in (None, "none"):
-        return None, "none (random initialisation)"
-    if weights == "auto":
-        if backbone not in IMAGENET_BACKBONES:
-            return None, f"none (auto: no ImageNet checkpoint for {backbone} in this package)"
-        return "imagenet", "imagenet (keras.applications, auto)"
-    return weights, "imagenet (keras.applications)" if weights == "imagenet" else f"file {weights}"
-
-
-def _build_network(config, num_classes, options, weights, note):
-    """build_deeplabv3plus; with --weights auto, falls back to random weights (with a
-    warning, recorded in config.json) when the ImageNet file can be neither found nor downloaded."""
-    if not (config.weights == "auto" and weights == "imagenet"):
-        return build_deeplabv3plus(num_classes=num_classes, weights=weights, **options), note
-    try:
-        return build_deeplabv3plus(num_classes=num_classes, weights=weights, **options), note
-    except ConfigError as error:
-        if "weights" not in str(error):
-            raise
-        reason = str(error)
-    log.warning("--weights auto: ImageNet weights unavailable: %s", reason)
-    log.warning("TRAINING FROM SCRATCH (random initialisation); recorded in config.json")
-    network = build_deeplabv3plus(num_classes=num_classes, weights=None, **options)
-    return network, f"none (auto: ImageNet weights unavailable: {reason})"
-
-
-def _all_layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+def no_imagenet_reason(backbone):
+    """Why `backbone` has no ImageNet weights here, or None (`--weights auto` then means
+    random initialisation, as Xception-65: keras.applications has no checkpoint of it)."""
+    if backbone in IMAGENET_BACKBONES:
+        return None
+    return f"no ImageNet checkpoint for {backbone} in this package"
 
 
 def add_l2_weight_decay(network, decay):
@@ -151,7 +117,7 @@ def add_l2_weight_decay(network, decay):
     the Conv2D layers (regular, pointwise and logits convolutions); returns their number."""
     regularizer = keras.regularizers.L2(decay / 2.0)
     count = 0
-    for layer in _all_layers(network):
+    for layer in all_layers(network):
         if isinstance(layer, keras.layers.Conv2D):
             layer.kernel.regularizer = regularizer
             count += 1
@@ -166,8 +132,10 @@ def build(config, num_classes):
     statistics_batch = check_batch_norm_batch(
         per_replica, replicas, options.get("sync_batch_norm", False),
         options.get("freeze_batch_norm", False))
-    weights, note = resolve_weights(config.weights, backbone)
-    network, note = _build_network(config, num_classes, options, weights, note)
+    network, note = build_with_weights(
+        config.weights,
+        lambda weights: build_deeplabv3plus(num_classes=num_classes, weights=weights, **options),
+        no_imagenet_reason(backbone))
     if backbone.startswith("resnet"):
         image = keras.Input((None, None, 3), name="image")
         logits = network(CaffeFromUnitRange(name="caffe_input")(image))
@@ -194,14 +162,14 @@ def make_predict_fn(task, config):
 
 FAMILY = ModelFamily(
     name="deeplab", build=build, preprocess=preprocess, image_fill=(127.5, 127.5, 127.5),
-    make_predict_fn=make_predict_fn,
+    make_predict_fn=make_predict_fn, options=OPTIONS,
 )
 
 
 def main(argv=None):
     return cli.main(list(sys.argv[1:] if argv is None else argv), prog=PROG, description=__doc__,
                     presets=PRESETS, default_preset=DEFAULT_PRESET, family=FAMILY,
-                    model_flags=MODEL_FLAGS)
+                    )
 
 
 if __name__ == "__main__":

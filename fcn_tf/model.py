@@ -34,7 +34,7 @@ fixed. FCN-16s: 134,357,354 + 7,056 (`upscore2`) + 451,584 (`upscore16`); FCN-32
 
 import keras
 
-from segcore.errors import ConfigError
+from segcore.errors import ConfigError, check_choice
 from segcore.layers import CropLike, PadToMultiple
 from segcore.upsampling import BilinearTransposeInitializer, ResizeConv2D
 
@@ -74,10 +74,10 @@ def build_fcn(variant="fcn8s", num_classes=21, input_shape=(None, None, 3), weig
     Returns:
       keras.Model from images to float32 logits [batch, H, W, num_classes].
     """
-    _check_choice("variant", variant, VARIANTS)
-    _check_choice("geometry", geometry, GEOMETRIES)
-    _check_choice("upsampling", upsampling, UPSAMPLINGS)
-    _check_choice("learn_upsampling", learn_upsampling, LEARN_UPSAMPLING)
+    check_choice("variant", variant, VARIANTS)
+    check_choice("geometry", geometry, GEOMETRIES)
+    check_choice("upsampling", upsampling, UPSAMPLINGS)
+    check_choice("learn_upsampling", learn_upsampling, LEARN_UPSAMPLING)
     if upsampling == "resize_conv" and geometry != "aligned":
         raise ConfigError("upsampling='resize_conv' needs geometry='aligned'")
     if not isinstance(num_classes, int) or num_classes < 2:
@@ -143,8 +143,3 @@ def build_fcn(variant="fcn8s", num_classes=21, input_shape=(None, None, 3), weig
         path = resolve_imagenet_weights() if weights == "imagenet" else weights
         load_vgg16_weights(model, path)
     return model
-
-
-def _check_choice(argument, value, choices):
-    if value not in choices:
-        raise ConfigError(f"{argument} must be one of {', '.join(choices)}; got {value!r}")

@@ -19,6 +19,8 @@ import os
 import keras
 
 from segcore.errors import ConfigError
+from segcore.imagenet import IMAGENET_MEAN_BGR
+from segcore.pretrained import WeightsUnavailable
 from segcore.layers import PatchConv2D
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ IMAGENET_WEIGHTS_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
 IMAGENET_WEIGHTS_MD5 = "64373286793e3c8b2b4e3219cbf3544b"
 
 # Caffe-style preprocessing of the Keras VGG16 weights: BGR order, mean subtracted.
-VGG_MEAN_BGR = (103.939, 116.779, 123.68)
+VGG_MEAN_BGR = IMAGENET_MEAN_BGR
 
 
 def vgg16_encoder(x, geometry="aligned", dropout=0.5):
@@ -77,14 +79,14 @@ def resolve_imagenet_weights(origin=IMAGENET_WEIGHTS_URL, file_hash=IMAGENET_WEI
 
     Looks in the Keras cache (``~/.keras/models`` or `cache_dir`/models) and,
     if `download`, fetches `origin` there (checked against `file_hash`).
-    Raises ConfigError saying how to provide the file when it cannot be had.
+    Raises WeightsUnavailable (a ConfigError) saying how to provide the file when it cannot be had.
     """
     cache_root = cache_dir or os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras")
     cached = os.path.join(cache_root, "models", IMAGENET_WEIGHTS_FILE)
     if os.path.isfile(cached):
         return cached
     if not download:
-        raise ConfigError(
+        raise WeightsUnavailable(
             f"ImageNet VGG16 weights are not in the Keras cache ({cached}); "
             f"download {IMAGENET_WEIGHTS_URL} there or pass --weights PATH"
         )
@@ -99,7 +101,7 @@ def resolve_imagenet_weights(origin=IMAGENET_WEIGHTS_URL, file_hash=IMAGENET_WEI
     except Exception as error:  # network down, refused, bad hash: say what to do
         if os.path.exists(cached):
             os.remove(cached)  # get_file keeps a file that failed its checksum
-        raise ConfigError(
+        raise WeightsUnavailable(
             f"could not download the ImageNet VGG16 weights from {origin} ({error}); "
             f"put {IMAGENET_WEIGHTS_FILE} in {os.path.dirname(cached)} or pass "
             "--weights PATH to a Keras VGG16 (include_top=True) weights file"

@@ -7,3 +7,7 @@ training under `tf.distribute` (`segcore.training`), SavedModel export
 """
 
 __version__ = "0.1.0"
+
+from segcore import onednn as _onednn
+
+_onednn.apply()  # before any oneDNN primitive exists: see segcore/onednn.py

@@ -54,8 +54,6 @@ argument).
 """
 
 import argparse
-
-from segcore.options import key_value  # noqa: E402
 import dataclasses
 import json
 import logging
@@ -72,9 +70,12 @@ from segcore import data as datasets
 from segcore.crf import DEEPLAB_CRF_PARAMS, dense_crf
 from segcore.data.images import data_error_from
 from segcore.errors import ConfigError, DataError, SegmentationError
+from segcore.exit_status import exit_status
+from segcore.inference import resize_aligned, scale_dimension
 from segcore.export import load_serving
 from segcore.metrics import RoadHistogram, segmentation_scores
 from segcore.metrics import confusion_matrix as confusion_matrix_fn
+from segcore.options import key_value
 from segcore.visualize import overlay, plot_confusion_matrix, plot_per_class_iou, side_by_side
 
 log = logging.getLogger("segcore.evaluate")
@@ -228,16 +229,6 @@ class InferenceOptions:
         return ", ".join(parts)
 
 
-def scale_dimension(size, scale):
-    """research/deeplab `scale_dimension`: int((size - 1) * scale + 1), at least 1."""
-    return tf.maximum(tf.cast((tf.cast(size, tf.float32) - 1.0) * scale + 1.0, tf.int32), 1)
-
-
-def _resize(values, size):
-    """Bilinear resize with align_corners (corner pixels map to corner pixels), float32."""
-    return tf.raw_ops.ResizeBilinear(images=values, size=size, align_corners=True)
-
-
 def window_starts(length, window, stride):
     """Start offsets of windows of `window` px every `stride` px covering 0..length.
 
@@ -290,7 +281,7 @@ def make_predictor(serve, options=InferenceOptions()):
         for scale in options.scales:
             scaled = images
             if scale != 1.0:
-                resized = _resize(images, scale_dimension(size, scale))
+                resized = resize_aligned(images, scale_dimension(size, scale))
                 scaled = tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), tf.uint8)
             for flipped in (False, True) if options.flip else (False,):
                 probabilities = serve_one(tf.reverse(scaled, [2]) if flipped else scaled)
@@ -298,7 +289,7 @@ def make_predictor(serve, options=InferenceOptions()):
                 if flipped:
                     probabilities = tf.reverse(probabilities, [2])
                 if scale != 1.0:
-                    probabilities = _resize(probabilities, size)
+                    probabilities = resize_aligned(probabilities, size)
                 total = probabilities if total is None else total + probabilities
                 count += 1
         probabilities = total if count == 1 else total / float(count)
@@ -314,7 +305,7 @@ def make_predictor(serve, options=InferenceOptions()):
 
 
 def evaluate_split(predict, dataset, info, num_classes, max_images=None, overlays=0,
-                   overlay_dir=None):
+                   overlay_dir=None, split="val"):
     """Scores of `predict` (uint8 [1, H, W, 3] -> probabilities) over a raw dataset.
 
     Each image is predicted at its own resolution (the predict function resizes
@@ -323,7 +314,8 @@ def evaluate_split(predict, dataset, info, num_classes, max_images=None, overlay
     confusion_matrix, class_names, num_images and, for the road task
     (classes "not_road", "road"), `road`: the KITTI devkit scores of the road
     probabilities (`RoadHistogram`, accumulated image by image).
-    `overlays` side-by-side PNGs (prediction | ground truth) go to `overlay_dir`.
+    `overlays` side-by-side PNGs (prediction | ground truth) go to `overlay_dir`, named
+    `<split>_000.png`, ...
     """
     confusion = np.zeros((num_classes, num_classes), np.int64)
     road = tuple(info.class_names) == ROAD_CLASSES
@@ -344,7 +336,7 @@ def evaluate_split(predict, dataset, info, num_classes, max_images=None, overlay
                               classes=(1,) if road else None)
             truth = overlay(image.numpy(), labels.numpy(), info.palette,
                             classes=(1,) if road else None)
-            keras.utils.save_img(os.path.join(overlay_dir, f"val_{index:03d}.png"),
+            keras.utils.save_img(os.path.join(overlay_dir, f"{split}_{index:03d}.png"),
                                  side_by_side(painted, truth), scale=False)
         count += 1
     scores = segmentation_scores(confusion)
@@ -418,7 +410,8 @@ def evaluate(model, dataset, data_dir=None, split="val", options=InferenceOption
     predict = make_predictor(model.probabilities, options)
     try:
         scores = evaluate_split(predict, raw, info, info.num_classes, max_images,
-                                overlays=overlays, overlay_dir=os.path.join(out_dir, "overlays"))
+                                overlays=overlays, overlay_dir=os.path.join(out_dir, "overlays"),
+                                split=split)
     except tf.errors.OpError as error:
         raise data_error_from(error, f"{dataset}/{split}: ") from None
     if scores["num_images"] == 0:
@@ -537,7 +530,6 @@ def main(argv=None):
     prog = "python -m segcore.evaluate"
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    from segcore.cli import exit_status  # segcore.cli imports the training engine, which imports us
 
     def run():
         report = evaluate(args.model, args.dataset, args.data_dir, args.split,

@@ -11,6 +11,18 @@ SavedModel serves.
 import tensorflow as tf
 
 
+def scale_dimension(size, scale):
+    """research/deeplab `scale_dimension`: int((size - 1) * scale + 1) (a tensor), at least 1."""
+    return tf.maximum(tf.cast((tf.cast(size, tf.float32) - 1.0) * scale + 1.0, tf.int32), 1)
+
+
+def resize_aligned(values, size):
+    """Bilinear resize with align_corners (corner pixels map to corner pixels), as
+    research/deeplab resizes images and logits; float32."""
+    return tf.cast(tf.raw_ops.ResizeBilinear(images=values, size=size, align_corners=True),
+                   tf.float32)
+
+
 def make_predict_fn(task, input_size=None):
     """uint8 [B, H, W, 3] -> float32 probabilities [B, H, W, C] (see module doc)."""
 

@@ -4,6 +4,14 @@ import keras
 import tensorflow as tf
 
 
+def all_layers(model):
+    """Every layer of `model`, nested models' layers included (depth first)."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from all_layers(layer)
+
+
 @keras.saving.register_keras_serializable(package="segcore")
 class PadToMultiple(keras.layers.Layer):
     """Zero-pad height and width at the bottom/right up to a multiple of `multiple`.

@@ -10,19 +10,16 @@ import keras
 import tensorflow as tf
 
 from segcore.errors import ConfigError
+from segcore.onednn import cpu_flags
 
 log = logging.getLogger(__name__)
 PRECISIONS = ("auto", "fp32", "mixed")
 EXPORT_PRECISIONS = ("fp32", "mixed")
 
 
-def cpu_has_bf16():
+def cpu_has_bf16(flags=None):
     """True when the CPU advertises native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
+    flags = cpu_flags() if flags is None else flags
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 

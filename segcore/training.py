@@ -21,6 +21,7 @@ curves.png, overlays/, saved_model/.
 import dataclasses
 import json
 import logging
+import math
 import os
 import time
 from typing import Callable, Optional
@@ -39,8 +40,10 @@ from segcore.evaluate import evaluate_split
 from segcore.evaluate import jsonable as _jsonable
 from segcore.export import export_saved_model
 from segcore.inference import make_predict_fn
+from segcore.layers import all_layers
 from segcore.losses import SegmentationCrossEntropy
 from segcore.optimizers import FusedAdam, FusedSGD
+from segcore.options import ModelOptions
 from segcore.metrics import ConfusionMatrixMetric
 from segcore.families import get_family
 from segcore.precision import dtype_policy, resolve_export_policy, resolve_policy
@@ -82,7 +85,7 @@ class TrainConfig:
     class_weights: Optional[list] = None
     augment: dict = dataclasses.field(default_factory=dict)  # AugmentConfig fields
     weight_map: dict = dataclasses.field(default_factory=dict)  # family.weight_map kwargs; {} = off
-    weights: str = "auto"
+    weights: Optional[str] = "auto"      # auto, imagenet, a file, or None (random)
     init_from: Optional[str] = None
     precision: str = "auto"
     export_precision: str = "fp32"          # SavedModel and metrics.json: fp32, or mixed (opt in)
@@ -121,6 +124,8 @@ class ModelFamily:
     evaluate(predict, dataset, config, info) -> dict: the family's own figures (U-Net's
       ISBI errors) from the run's predict function on the raw validation pairs; merged
       into metrics.json.
+    options: the `segcore.options.ModelOptions` of `config.model` (the builder's keyword
+      arguments and the family's own), from which flags and checks are derived.
     """
 
     name: str
@@ -130,18 +135,7 @@ class ModelFamily:
     make_predict_fn: Optional[Callable] = None
     weight_map: Optional[Callable] = None
     evaluate: Optional[Callable] = None
-
-
-def split_model_options(model, build_options, family_options, family):
-    """(builder kwargs, family options with their defaults) of `config.model`; a key
-    known to neither is a ConfigError naming it and the expected keys."""
-    options = {k: v for k, v in model.items() if k != "num_classes"}
-    extra = {k: options.pop(k, default) for k, default in family_options.items()}
-    unknown = sorted(set(options) - set(build_options))
-    if unknown:
-        raise ConfigError(f"model option(s) {', '.join(unknown)} unknown to {family}; expected "
-                          f"{', '.join(tuple(build_options) + tuple(family_options))}")
-    return options, extra
+    options: Optional[ModelOptions] = None
 
 
 def with_weight_maps(dataset, weight_map, options):
@@ -159,12 +153,14 @@ def with_weight_maps(dataset, weight_map, options):
 
 
 def make_strategy(devices=None):
-    """MirroredStrategy over `devices`, all local GPUs, or the one CPU device."""
+    """MirroredStrategy over `devices` or all local GPUs; TensorFlow's default strategy
+    on one CPU (a one-device MirroredStrategy adds nothing there but a per-device input
+    iterator, whose GeneratorDataset tf.data warns about at every epoch)."""
     if devices:
         return tf.distribute.MirroredStrategy(list(devices))
     if tf.config.list_logical_devices("GPU"):
         return tf.distribute.MirroredStrategy()
-    return tf.distribute.MirroredStrategy(["/cpu:0"])
+    return tf.distribute.get_strategy()
 
 
 def make_optimizer(config, total_steps):
@@ -258,6 +254,32 @@ def _check_num_classes(config, info):
     return info.num_classes
 
 
+def batch_norm_warm_up(network, total_steps):
+    """How far the run's steps move the batch-norm moving averages from their initial
+    values (mean 0, variance 1), with a warning at start-up when most of the initial
+    value would be left: evaluation would then normalise with untrained statistics.
+
+    Returns None without trainable BatchNormalization layers, else a dict for
+    config.json: the largest momentum m, the fraction m**steps of the initial value
+    left after the run, and the steps that leave 5 % of it (log 0.05 / log m).
+    """
+    momenta = [layer.momentum for layer in all_layers(network)
+               if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+    if not momenta:
+        return None
+    momentum = max(momenta)
+    left = momentum ** total_steps
+    needed = math.ceil(math.log(0.05) / math.log(momentum)) if momentum > 0 else 1
+    if left > 0.5:
+        log.warning("batch norm: with momentum %g the moving averages keep %.0f %% of their "
+                    "initial values after this run's %d steps (they need %d steps to keep "
+                    "5 %%): evaluation will see untrained statistics. Train longer or lower "
+                    "--batch-norm-momentum / --set model.batch_norm_momentum (e.g. 0.9 needs %d)",
+                    momentum, 100 * left, total_steps, needed,
+                    math.ceil(math.log(0.05) / math.log(0.9)))
+    return {"momentum": momentum, "initial_value_left": left, "steps_to_5_percent": needed}
+
+
 def check_labels(dataset, num_classes, ignore_label, name):
     """In-graph check: every label is < num_classes or the ignore label."""
 
@@ -339,14 +361,15 @@ def _train(config, family, run_dir, extra_callbacks):
         train_raw = with_weight_maps(train_raw, family.weight_map, config.weight_map)
     val_raw = load_split(config, config.val_split, num_classes, info)
     pipeline = dict(size=config.image_size, mode=config.pipeline_mode, seed=config.seed,
-                    cache=config.cache, ignore_label=info.ignore_label,
-                    image_fill=family.image_fill)
-    train_data = make_pipeline(train_raw, config.batch_size, training=True, **pipeline)
+                    ignore_label=info.ignore_label, image_fill=family.image_fill)
+    train_data = make_pipeline(train_raw, config.batch_size, training=True,
+                               cache=cache_pays(config, train_raw), **pipeline)
     # Only the pairs fit() validates on are decoded and cached (a partly read cache is
     # thrown away by tf.data, with a warning, at every epoch).
     val_fit = (val_raw.take(config.validation_steps * config.batch_size)
                if config.validation_steps else val_raw)
-    val_data = make_pipeline(val_fit, config.batch_size, training=False, **pipeline)
+    val_data = make_pipeline(val_fit, config.batch_size, training=False, cache=config.cache,
+                             **pipeline)
     steps = config.steps_per_epoch or _count_batches(train_data, run_dir)
     if steps == 0:
         raise DataError(f"{config.dataset}/{config.train_split}: fewer pairs than one batch "
@@ -357,6 +380,9 @@ def _train(config, family, run_dir, extra_callbacks):
     with dtype_policy(policy), strategy.scope():
         network, notes = family.build(config, num_classes)
         resolved.update(notes)
+        warm_up = batch_norm_warm_up(network, steps * config.epochs)
+        if warm_up is not None:
+            resolved["batch_norm_moving_averages"] = warm_up
         if config.init_from:
             copied = load_network_weights_by_name(network, config.init_from)
             resolved["init_from_layers"] = copied
@@ -372,6 +398,12 @@ def _train(config, family, run_dir, extra_callbacks):
             metrics=[ConfusionMatrixMetric(num_classes, info.ignore_label)],
             jit_compile=config.jit_compile,
         )
+    if not task.built:
+        # Under the default strategy (one CPU) Keras builds the model at its first step;
+        # segcore.resume restores into it before that, so build it and its optimizer now.
+        images = next(iter(train_data))[0]
+        task(images[:1])
+        task.optimizer.build(task.trainable_variables)
     _write_config(run_dir, config, resolved)
 
     # --- resumable training (segcore.resume): backups, exact resume, the run's record ---
@@ -380,7 +412,8 @@ def _train(config, family, run_dir, extra_callbacks):
     def train_stream(first_batch, batches):
         return make_training_stream(
             train_raw, config.batch_size, batches, first_batch,
-            batches_per_pass=None if config.steps_per_epoch else steps, **pipeline)
+            batches_per_pass=None if config.steps_per_epoch else steps,
+            cache=cache_pays(config, train_raw), **pipeline)
 
     callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
                                              write_graph=False)] + extra_callbacks
@@ -402,7 +435,8 @@ def _train(config, family, run_dir, extra_callbacks):
     predict = tf.function(predict_fn, reduce_retracing=True)
     try:
         metrics = evaluate_split(predict, val_raw, info, num_classes, config.eval_max_images,
-                                 overlays=config.overlays, overlay_dir=os.path.join(run_dir, "overlays"))
+                                 overlays=config.overlays, overlay_dir=os.path.join(run_dir, "overlays"),
+                                 split=config.val_split)
         if family.evaluate is not None:
             metrics.update(family.evaluate(predict, val_raw, config, info))
     except tf.errors.OpError as error:
@@ -427,6 +461,17 @@ def inference_predict_fn(family, task, config):
     if family.make_predict_fn:
         return family.make_predict_fn(task, config)
     return make_predict_fn(task, config.image_size)
+
+
+def cache_pays(config, train_raw):
+    """Whether to cache the decoded training pairs: only when the run reads each of them
+    at least once. A run of fewer steps than one pass never completes the cache, which
+    tf.data then throws away with a warning ("did not fully read the dataset being
+    cached"), and reads no pair twice anyway."""
+    if not config.cache or not config.steps_per_epoch:
+        return config.cache
+    count = int(train_raw.cardinality().numpy())
+    return count < 0 or config.steps_per_epoch * config.epochs * config.batch_size >= count
 
 
 def _count_batches(dataset, run_dir):

@@ -4,8 +4,11 @@
   run `tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])` on a machine
   without GPUs; everything else runs on "/cpu:0" as usual.
 * `datasets_root` is the folder of real dataset samples (`../shared/datasets`),
-  read from the environment variable SEGCORE_DATASETS, which `.ci/run` sets.
-  When it is missing the tests that need it fail; they never skip.
+  read from the environment variable SEGCORE_DATASETS (the README's test command
+  sets it, relative to the repository root). A relative value is made absolute
+  here, once, against the directory pytest was started from, and written back
+  to the environment, so links made under `tmp_path` and subprocesses see the
+  same folder. When it is missing the tests that need it fail; they never skip.
 """
 
 import os
@@ -21,6 +24,9 @@ tf.config.set_logical_device_configuration(
 )
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+if os.environ.get("SEGCORE_DATASETS"):
+    os.environ["SEGCORE_DATASETS"] = os.path.abspath(os.environ["SEGCORE_DATASETS"])
 
 
 @pytest.fixture(scope="session")

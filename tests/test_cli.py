@@ -17,22 +17,24 @@ def test_help_lists_every_flag(module, capsys):
         module.main(["--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for flag in [*cli.COMMON_FLAGS, *module.MODEL_FLAGS, "--crop-size", "--preset"]:
+    for flag in [*cli.COMMON_FLAGS, *(o.flag for o in module.FAMILY.options), "--crop-size",
+                 "--preset", "--config", "--set", "--num-classes"]:
         assert flag in text, flag
     for name in module.PRESETS:
         assert name in text, name
 
 
 def test_model_flags_with_several_values_become_tuples():
-    parser = cli.build_parser("prog", "", fcn_train.PRESETS,
-                              {"--scales": ("scales", float, "some scales", "+")})
-    config = cli.parse_config(["--preset", "smoke", "--scales", "0.5", "2"], fcn_train.PRESETS,
-                              fcn_train.DEFAULT_PRESET, parser)
-    assert config.model["scales"] == (0.5, 2.0)
-    assert config.augment == {**fcn_train.PRESETS["smoke"].augment}
+    parser = cli.build_parser("prog", "", deeplab_train.PRESETS, deeplab_train.FAMILY)
+    config = cli.parse_config(["--preset", "smoke", "--eval-scales", "0.5", "2"],
+                              deeplab_train.PRESETS, deeplab_train.DEFAULT_PRESET, parser,
+                              deeplab_train.FAMILY)
+    assert config.model["eval_scales"] == (0.5, 2.0)
+    assert config.augment == {**deeplab_train.PRESETS["smoke"].augment}
 
 
-@pytest.mark.parametrize("module, family", [(deeplab_train, "DeepLabv3+"), (unet_train, "the U-Net")])
+@pytest.mark.parametrize("module, family", [(deeplab_train, "the deeplab family"),
+                                            (unet_train, "the unet family")])
 def test_unknown_model_options_are_named(module, family):
     from segcore.errors import ConfigError
 

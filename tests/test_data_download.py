@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import http.server
 import io
+import json
 import os
 import tarfile
 import threading
@@ -285,3 +286,68 @@ def test_published_sources():
     assert sbd.filename == "benchmark.tgz" and sbd.checksum == "md5:82b4d87ceb2ed10f6038a1cba92111cb"
     assert download.SOURCES["camvid"].resources[0].checksum is None
     assert download.SOURCES["oxford_iiit_pet"].tfds_name == "oxford_iiit_pet"
+
+
+def coco_archives(coco_dir):
+    """Zips shaped like COCO 2017's: annotations/ (a JSON of 3 real images), train2017/, val2017/."""
+    with open(os.path.join(coco_dir, "annotations", "instances_train2017.json")) as f:
+        content = json.load(f)
+    names = ["000000000030.jpg", "000000000042.jpg", "000000000086.jpg"]
+    ids = {image["id"] for image in content["images"] if image["file_name"] in names}
+    small = dict(content, images=[i for i in content["images"] if i["id"] in ids],
+                 annotations=[a for a in content["annotations"] if a["image_id"] in ids])
+    archives = {}
+    for split in ("train", "val"):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zf:
+            for name in names:
+                zf.write(os.path.join(coco_dir, "train2017", name), f"{split}2017/{name}")
+        archives[f"{split}2017.zip"] = buffer.getvalue()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for split in ("train", "val"):
+            zf.writestr(f"annotations/instances_{split}2017.json", json.dumps(small))
+    archives["annotations_trainval2017.zip"] = buffer.getvalue()
+    return archives
+
+
+def test_coco_voc_download_from_a_local_server(server, tmp_path, monkeypatch, capsys, datasets_root):
+    archives = coco_archives(os.path.join(datasets_root, "coco"))
+    resources = []
+    for resource in download.SOURCES["coco_voc"].resources:
+        payload = archives[resource.filename]
+        server.files[f"/{resource.filename}"] = payload
+        resources.append(dataclasses.replace(resource, urls=(server.url(f"/{resource.filename}"),),
+                                             checksum=sha256(payload)))
+    server.drop["/train2017.zip"] = 5000  # the first answer stops early: resumed with Range
+    monkeypatch.setitem(download.SOURCES, "coco_voc",
+                        dataclasses.replace(download.SOURCES["coco_voc"], resources=tuple(resources)))
+    monkeypatch.setattr(download.time, "sleep", lambda _: None)
+    assert main(["download", "coco_voc", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"coco_voc: ready; use --data-dir {tmp_path / 'coco'}" in out
+    assert ("/train2017.zip", "bytes=5000-") in server.requests
+    assert sorted(os.listdir(tmp_path / "coco")) == ["annotations", "train2017", "val2017"]
+    for split in ("train", "val"):
+        pairs = list(data.load("coco_voc", str(tmp_path / "coco"), split).as_numpy_iterator())
+        assert len(pairs) == 3
+        assert pairs[2][0].shape == (640, 512, 3)  # 000000000086.jpg, greyscale, as RGB
+    assert main(["download", "coco_voc", "--data-dir", str(tmp_path)]) == 0
+    assert "train2017.zip already extracted" in capsys.readouterr().out
+
+
+def test_coco_sources_are_the_official_2017_archives_with_tfds_checksums():
+    import tensorflow_datasets
+
+    recorded = os.path.join(os.path.dirname(tensorflow_datasets.__file__), "url_checksums",
+                            "coco.txt")
+    with open(recorded) as f:
+        tfds_sha256 = {line.split()[0]: line.split()[2] for line in f if line.strip()}
+    resources = download.SOURCES["coco_voc"].resources
+    assert [r.filename for r in resources] == [
+        "annotations_trainval2017.zip", "val2017.zip", "train2017.zip"]
+    assert resources[2].urls == ("http://images.cocodataset.org/zips/train2017.zip",)
+    for resource in resources:
+        assert resource.checksum == f"sha256:{tfds_sha256[resource.urls[0]]}"
+        assert resource.into == "coco"
+    assert download.SOURCES["coco_voc"].data_dir == "coco"

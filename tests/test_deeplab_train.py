@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from segcore import precision
+
 from deeplab_tf import ResizeBilinear, predict_multiscale, preprocess_input
 from deeplab_tf import train as deeplab_train
 from segcore import cli
@@ -84,10 +86,11 @@ def test_batch_norm_batch_is_checked_per_replica(two_replica_strategy):
 
 def test_eval_and_crop_flags_reach_the_config():
     parser = cli.build_parser(deeplab_train.PROG, deeplab_train.__doc__, deeplab_train.PRESETS,
-                              deeplab_train.MODEL_FLAGS)
+                              deeplab_train.FAMILY)
     config = cli.parse_config(["--preset", "smoke", "--eval-scales", "0.5", "1.0", "1.5",
                                "--eval-flip", "true", "--crop-size", "33", "41"],
-                              deeplab_train.PRESETS, deeplab_train.DEFAULT_PRESET, parser)
+                              deeplab_train.PRESETS, deeplab_train.DEFAULT_PRESET, parser,
+                              deeplab_train.FAMILY)
     assert config.model["eval_scales"] == (0.5, 1.0, 1.5) and config.model["eval_flip"] is True
     assert config.augment["crop_size"] == (33, 41)
     assert config.model["backbone"] == deeplab_train.PRESETS["smoke"].model["backbone"]
@@ -106,7 +109,10 @@ def test_bad_flags_are_one_line_errors(argv, text, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_smoke_run_directory_and_single_scale_saved_model(tmp_path):
+@pytest.mark.parametrize("native_bf16", [False, True], ids=["cpu_without_bf16", "cpu_with_bf16"])
+def test_smoke_run_directory_and_single_scale_saved_model(tmp_path, monkeypatch, native_bf16):
+    # Both answers of --precision auto are forced; the SavedModel is float32 either way.
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda flags=None: native_bf16)
     status = deeplab_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path),
                                  "--eval-scales", "1.0"])
     assert status == 0
@@ -116,6 +122,8 @@ def test_smoke_run_directory_and_single_scale_saved_model(tmp_path):
         assert (run / name).exists(), name
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["eval_scales"] == [1.0] and config["model"]["backbone"] == "mobilenetv2"
+    assert config["resolved"]["dtype_policy"] == ("mixed_bfloat16" if native_bf16 else "float32")
+    assert config["resolved"]["export_dtype_policy"] == "float32"
     assert config["resolved"]["batch_norm_batch"] == 2
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.array(metrics["confusion_matrix"]).sum() <= 2 * 49 * 49  # void band ignored
@@ -132,18 +140,41 @@ def test_smoke_run_directory_and_single_scale_saved_model(tmp_path):
     np.testing.assert_allclose(served.numpy(), plain.numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
+def test_export_precision_mixed_serves_bfloat16_close_to_float32(tmp_path):
+    status = deeplab_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path), "--precision",
+                                 "fp32", "--eval-scales", "1.0", "--export-precision", "mixed"])
+    assert status == 0
+    run = tmp_path / "smoke"
+    config = json.loads((run / "config.json").read_text())
+    assert config["export_precision"] == "mixed"
+    assert config["resolved"]["dtype_policy"] == "float32"
+    assert config["resolved"]["export_dtype_policy"] == "mixed_bfloat16"
+    loaded = tf.saved_model.load(str(run / "saved_model"))
+    assert loaded.signatures["metadata"]()["dtype_policy"].numpy() == b"mixed_bfloat16"
+    network, _ = deeplab_train.build(SMOKE, 4)
+    network.load_weights(str(run / "checkpoints" / "final.weights.h5"))
+    image = np.random.default_rng(4).integers(0, 256, (1, 37, 61, 3), dtype=np.uint8)
+    served = loaded.signatures["serving_default"](images=tf.constant(image))["probabilities"]
+    plain = plain_predict_fn(SegmentationTask(network, deeplab_train.preprocess))(image)
+    difference = np.abs(served.numpy() - plain.numpy()).max()
+    assert 0 < difference < 0.1  # computed in bfloat16 (8-bit mantissa), not in float32
+
+
 def test_auto_weights_fall_back_to_random_initialisation(monkeypatch):
     from deeplab_tf import model as deeplab_model
     from segcore.errors import ConfigError
+    from segcore.pretrained import WeightsUnavailable
 
     def unavailable(factory, weights, **kwargs):
-        raise ConfigError(f"weights={weights!r}: could not get the {factory} ImageNet weights")
+        raise WeightsUnavailable(f"weights={weights!r}: could not get the {factory} ImageNet weights")
 
     monkeypatch.setattr(deeplab_model, "keras_application", unavailable)
     _, notes = deeplab_train.build(SMOKE.replace(weights="auto"), 4)
     assert notes["weights_used"].startswith("none (auto: ImageNet weights unavailable")
-    assert deeplab_train.resolve_weights("auto", "xception65") == (
-        None, "none (auto: no ImageNet checkpoint for xception65 in this package)")
+    _, notes = deeplab_train.build(SMOKE.replace(weights="auto", model={
+        **SMOKE.model, "backbone": "xception65", "alpha": 1.0}), 4)
+    assert notes["weights_used"] == "none (auto: no ImageNet checkpoint for xception65 in this package)"
     with pytest.raises(ConfigError, match="could not get the MobileNetV2"):
         deeplab_train.build(SMOKE.replace(weights="imagenet"), 4)
 

@@ -226,9 +226,11 @@ def test_road_scores_in_json(models, datasets_root, tmp_path, capsys):
     out = tmp_path / "road"
     status = ev.main(["--model", models["road_const"], "--dataset", "kitti_road",
                       "--data-dir", os.path.join(datasets_root, "kitti_road"),
-                      "--split", "training", "--out", str(out)])
+                      "--split", "training", "--out", str(out), "--overlays", "4"])
     assert status == 0
     assert "MaxF" in capsys.readouterr().out
+    # Overlays are named after the split they show (2 frames in the sample).
+    assert sorted(os.listdir(out / "overlays")) == ["training_000.png", "training_001.png"]
     report = json.load(open(out / "metrics.json"))
     assert report["confusion_matrix"] == [[not_road, 0], [road, 0]]   # argmax: not road
     precision = road / (road + not_road)

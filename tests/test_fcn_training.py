@@ -120,3 +120,22 @@ def test_interrupted_run_resumes_from_its_backup(tmp_path):
     assert len(metrics["history"]["loss"]) == 1  # only epoch 2 was run again
     rows = (tmp_path / "smoke" / "train_log.csv").read_text().strip().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1"]
+
+
+@pytest.mark.slow
+def test_a_run_logs_no_tf_data_warnings(tmp_path):
+    """No "did not fully read the dataset being cached" (a cache a short run never completes)
+    and no "GeneratorDatasetOp ... will not be optimized" (a one-device MirroredStrategy's
+    input iterator, at every epoch): a user reads warnings as problems."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0")
+    result = subprocess.run(
+        [sys.executable, "-m", "fcn_tf.train", "--preset", "smoke", "--precision", "fp32",
+         "--epochs", "2", "--no-export", "--overlays", "0", "--runs-dir", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Epoch 2/2" in result.stdout + result.stderr
+    for warning in ("did not fully read the dataset being cached", "will not be optimized"):
+        assert warning not in result.stderr, warning

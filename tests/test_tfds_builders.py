@@ -138,3 +138,23 @@ def test_builder_refuses_bad_pairs(datasets_root, tmp_path):
     os.symlink(os.path.join(src, "label", "20.png"), manual / "train" / "label" / "20.png")
     with pytest.raises(Exception, match=r"isbi2012: 1 image\(s\) in .* without a mask in .*: 21"):
         build(Isbi2012, manual, tmp_path / "tfds")
+
+
+def test_coco_voc_builder_under_mock_data_and_from_the_real_sample(datasets_root, tmp_path):
+    from segcore.data import coco_voc
+    from segcore.data.tfds_builders import CocoVoc
+
+    assert "manual_dir" in CocoVoc.MANUAL_DOWNLOAD_INSTRUCTIONS
+    with tfds.testing.mock_data(num_examples=2):
+        builder = tfds.builder("coco_voc")
+        assert isinstance(builder, CocoVoc)
+        assert builder.info.supervised_keys == ("image", "segmentation_mask")
+        assert len(list(as_pairs(tfds.load("coco_voc", split="train")).as_numpy_iterator())) == 2
+    manual = os.path.join(datasets_root, "coco")  # train2017 only: one split
+    builder = build(CocoVoc, manual, tmp_path / "tfds")
+    assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"train": 34}
+    index = coco_voc.index(manual, "train")
+    keys = [os.path.relpath(entry.path, manual) for entry in index.entries]
+    assert keys[0] == "train2017/000000000030.jpg"
+    assert_same_as_reader(by_key(builder, "train"), keys,
+                          data.load("coco_voc", manual, "train").as_numpy_iterator())

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from segcore import precision
+
 from unet_tf import build_unet, border_weight_map, isbi_weight_map, predict_tiled_batch
 from unet_tf import train as unet_train
 
@@ -89,12 +91,18 @@ def test_bad_tile_size_is_a_one_line_error(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_smoke_run_directory_and_saved_model_of_any_size(tmp_path):
+@pytest.mark.parametrize("native_bf16", [False, True], ids=["cpu_without_bf16", "cpu_with_bf16"])
+def test_smoke_run_directory_and_saved_model_of_any_size(tmp_path, monkeypatch, native_bf16):
+    # --precision auto trains in float32 or mixed_bfloat16 as the CPU has bf16 or not; both
+    # answers are forced here, and the SavedModel is float32 either way (--export-precision).
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda flags=None: native_bf16)
     assert unet_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path)]) == 0
     run = tmp_path / "smoke"
     for name in RUN_FILES:
         assert (run / name).exists(), name
     config = json.loads((run / "config.json").read_text())
+    assert config["resolved"]["dtype_policy"] == ("mixed_bfloat16" if native_bf16 else "float32")
+    assert config["resolved"]["export_dtype_policy"] == "float32"
     assert config["image_size"] == [48, 48] and config["model"]["tile_size"] == 68
     assert "one mirrored tile per image" in config["resolved"]["geometry"]
     metrics = json.loads((run / "metrics.json").read_text())
@@ -109,6 +117,7 @@ def test_smoke_run_directory_and_saved_model_of_any_size(tmp_path):
 
     # The SavedModel tiles images of any size; it agrees with the trained network.
     loaded = tf.saved_model.load(str(run / "saved_model"))
+    assert loaded.signatures["metadata"]()["dtype_policy"].numpy() == b"float32"
     image = np.random.default_rng(1).integers(0, 256, (1, 37, 53, 3), dtype=np.uint8)
     outputs = loaded.signatures["serving_default"](images=tf.constant(image))
     assert outputs["class_ids"].shape == (1, 37, 53)

@@ -35,7 +35,7 @@ stitching is exact only for "transpose").
 
 import keras
 
-from segcore.errors import ConfigError
+from segcore.errors import ConfigError, check_choice, check_positive_int
 from segcore.layers import CropLike, PadToMultiple
 from unet_tf.tiling import output_size
 
@@ -96,11 +96,11 @@ def build_unet(input_shape=(572, 572, 1), num_classes=2, base_filters=64, depth=
       keras.Model from images [B, H, W, C] to float32 logits
       [B, H', W', num_classes] (H' = `unet_tf.output_size(H, depth)` for "valid").
     """
-    _check_choice("padding", padding, PADDINGS)
-    _check_choice("upsampling", upsampling, UPSAMPLINGS)
-    _check_positive_int("num_classes", num_classes)
-    _check_positive_int("base_filters", base_filters)
-    _check_positive_int("depth", depth)
+    check_choice("padding", padding, PADDINGS)
+    check_choice("upsampling", upsampling, UPSAMPLINGS)
+    check_positive_int("num_classes", num_classes)
+    check_positive_int("base_filters", base_filters)
+    check_positive_int("depth", depth)
     if not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
     if len(input_shape) != 3 or input_shape[-1] is None:
@@ -169,13 +169,3 @@ def _he(scale=2.0):
     return keras.initializers.VarianceScaling(
         scale, mode="fan_in", distribution="untruncated_normal"
     )
-
-
-def _check_choice(argument, value, choices):
-    if value not in choices:
-        raise ConfigError(f"{argument} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def _check_positive_int(argument, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{argument} must be a positive integer, got {value!r}")

@@ -52,8 +52,8 @@ import tensorflow as tf
 
 from segcore import cli
 from segcore.errors import ConfigError
-from segcore.training import (ModelFamily, split_model_options,
-                              train_and_evaluate)  # noqa: F401 (public)
+from segcore.options import ModelOptions
+from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
 
 from unet_tf import isbi_metrics
 from unet_tf.model import build_unet
@@ -65,23 +65,24 @@ from unet_tf.weight_map import border_weight_map
 log = logging.getLogger("unet_tf.train")
 
 PROG = "python -m unet_tf.train"
-BUILD_OPTIONS = ("base_filters", "depth", "padding", "batch_norm", "dropout", "upsampling")
-TILING_OPTIONS = {"train_tile": None, "tile_size": None, "tiles_per_pass": 4}
 RAND_THRESHOLDS = tuple(np.round(np.linspace(0.0, 1.0, 11), 1))
 
 
-MODEL_FLAGS = {
-    "--base-filters": ("base_filters", int, "channels of the first level (paper: 64)"),
-    "--depth": ("depth", int, "number of 2x2 poolings (paper: 4)"),
-    "--padding": ("padding", str, "valid (paper, overlap-tile) or same"),
-    "--dropout": ("dropout", float, "drop-out at the end of the contracting path (Caffe model: 0.5)"),
-    "--upsampling": ("upsampling", str, "transpose (paper's up-convolution) or resize_conv"),
-    "--batch-norm": ("batch_norm", cli.boolean, "true/false: BatchNormalization (not in the paper)"),
-    "--train-tile": ("train_tile", int, "0: each training image is one mirrored tile; N: N x N "
-                                        "overlap tiles (paper: 572)"),
-    "--tile-size": ("tile_size", int, "input tile of the overlap-tile evaluation/SavedModel (572)"),
-    "--tiles-per-pass": ("tiles_per_pass", int, "tiles per forward pass at evaluation"),
-}
+def tiling_options(train_tile: int = None, tile_size: int = None, tiles_per_pass: int = 4):
+    """The U-Net family's own model options (besides `build_unet`'s): the tiles.
+
+    Args:
+      train_tile: 0 or None: each training image is one mirrored tile; N: N x N
+        overlap tiles (paper: 572).
+      tile_size: input tile of the overlap-tile evaluation and SavedModel
+        (default 572, the paper's, at depth 4).
+      tiles_per_pass: tiles per forward pass at evaluation.
+    """
+    return {"train_tile": train_tile, "tile_size": tile_size, "tiles_per_pass": tiles_per_pass}
+
+
+# The model options and flags: build_unet's keyword arguments, then tiling_options'.
+OPTIONS = ModelOptions("unet", build_unet, tiling_options)
 
 
 def preprocess(images):
@@ -174,7 +175,7 @@ class OverlapTileUNet(keras.Model):
 
 def split_options(model):
     """(build_unet kwargs, tiling options) of config.model; ConfigError for unknown keys."""
-    options, tiling = split_model_options(model, BUILD_OPTIONS, TILING_OPTIONS, "the U-Net")
+    options, tiling = OPTIONS.split(model)
     depth = options.get("depth", 4)
     if tiling["tile_size"] is None and isinstance(depth, int) and depth >= 1:
         tiling["tile_size"] = 572 if depth == 4 else valid_input_sizes(572, depth, 1)[0]
@@ -295,13 +296,14 @@ def default_preset(argv):
 FAMILY = ModelFamily(
     name="unet", build=build, preprocess=preprocess, image_fill=(0.0, 0.0, 0.0),
     make_predict_fn=make_predict_fn, weight_map=weight_map, evaluate=isbi_evaluation,
+    options=OPTIONS,
 )
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     return cli.main(argv, prog=PROG, description=__doc__, presets=PRESETS,
-                    default_preset=default_preset(argv), family=FAMILY, model_flags=MODEL_FLAGS)
+                    default_preset=default_preset(argv), family=FAMILY)
 
 
 if __name__ == "__main__":

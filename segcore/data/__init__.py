@@ -19,6 +19,7 @@ READERS = {
     "kitti_road": ("segcore.data.kitti_road", "INFO", "read", True),
     "voc2012": ("segcore.data.voc2012", "INFO", "read", True),
     "sbd": ("segcore.data.sbd", "INFO", "read", True),
+    "coco_voc": ("segcore.data.coco_voc", "INFO", "read", True),
     "isbi2012": ("segcore.data.isbi2012", "INFO", "read", True),
     "camvid": ("segcore.data.camvid", "INFO", "read", True),
     "cityscapes": ("segcore.data.cityscapes", "INFO", "read", True),

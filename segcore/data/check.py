@@ -38,6 +38,7 @@ class Report:
     problems: list = dataclasses.field(default_factory=list)
     histogram: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(256, np.int64))
     sizes: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    notes: list = dataclasses.field(default_factory=list)  # reader facts (e.g. kept/dropped counts)
 
     @property
     def ok(self):
@@ -51,6 +52,7 @@ class Report:
     def text(self):
         lines = [f"{self.name} / {self.split} in {self.data_dir}: {self.pairs} of {self.listed} "
                  f"listed pair(s) read"]
+        lines += [f"  {note}" for note in self.notes]
         if self.sizes:
             common = ", ".join(f"{w}x{h} ({n})" for (w, h), n in self.sizes.most_common(5))
             widths = [w for w, _ in self.sizes]
@@ -102,7 +104,9 @@ def check_split(name, data_dir, split, **options):
     module, info = _module(name)
     report = Report(name, split, data_dir, info)
     try:
-        if hasattr(module, "index"):
+        if hasattr(module, "fill_report"):  # readers that are not file pairs (coco_voc)
+            module.fill_report(report, data_dir, split, **options)
+        elif hasattr(module, "index"):
             index = module.index(data_dir, split, **options)
             report.problems += index.problems
             report.listed = len(index.samples)

@@ -43,12 +43,14 @@ CHUNK = 1 << 20
 @dataclasses.dataclass(frozen=True)
 class Resource:
     """One archive: mirrors tried in order, its file name, its checksum ("md5:..."
-    or "sha256:..."; None when none is published)."""
+    or "sha256:..."; None when none is published), and the folder under
+    --data-dir it is extracted into (`into`)."""
 
     urls: tuple
     filename: str
     checksum: str = None
     extract: bool = True
+    into: str = "."
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +113,29 @@ SOURCES = {
         "cityscapesScripts); unzip both into DATA_DIR, giving DATA_DIR/gtFine and "
         "DATA_DIR/leftImg8bit. Then: python -m segcore.data check cityscapes --data-dir DATA_DIR")),
     "oxford_iiit_pet": Source(tfds_name="oxford_iiit_pet"),
+    # COCO publishes no checksums. These SHA-256 values (and the byte sizes in the
+    # comments) are the ones TFDS records for the same URLs (tensorflow_datasets
+    # 4.9.10, url_checksums/coco.txt; tests/test_data_download.py compares them with
+    # the installed file). The MD5s that other projects' download scripts check are
+    # train2017 cced6f7f71b7629ddf16f17bbcfab6b2,
+    # val2017 442b8da7639aecaf257c1dceb8ba8c80, annotations f4bbac642086de4f52a3fdda2de5fa2c.
+    "coco_voc": Source(
+        resources=(
+            Resource(("http://images.cocodataset.org/annotations/annotations_trainval2017.zip",),
+                     "annotations_trainval2017.zip",  # 252,907,541 bytes
+                     "sha256:113a836d90195ee1f884e704da6304dfaaecff1f023f49b6ca93c4aaae470268",
+                     into="coco"),
+            Resource(("http://images.cocodataset.org/zips/val2017.zip",),
+                     "val2017.zip",  # 815,585,330 bytes
+                     "sha256:4f7e2ccb2866ec5041993c9cf2a952bbed69647b115d0f74da7ce8f4bef82f05",
+                     into="coco"),
+            Resource(("http://images.cocodataset.org/zips/train2017.zip",),
+                     "train2017.zip",  # 19,336,861,798 bytes
+                     "sha256:69a8bb58ea5f8f99d24875f21416de2e9ded3178e903f1f7603e283b9e06d929",
+                     into="coco"),
+        ),
+        data_dir="coco",
+    ),
 }
 
 
@@ -369,8 +394,10 @@ def download(name, data_dir, allow_unverified=False, sources=None, retries=4, ba
             except BaseException:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
+            target = os.path.join(data_dir, resource.into)
+            os.makedirs(target, exist_ok=True)
             for entry in os.listdir(staging):
-                destination = os.path.join(data_dir, entry)
+                destination = os.path.join(target, entry)
                 if os.path.isdir(destination) and os.path.isdir(os.path.join(staging, entry)):
                     shutil.copytree(os.path.join(staging, entry), destination, dirs_exist_ok=True,
                                     symlinks=True)
@@ -380,7 +407,7 @@ def download(name, data_dir, allow_unverified=False, sources=None, retries=4, ba
             os.makedirs(os.path.dirname(marker), exist_ok=True)
             with open(marker, "w") as f:
                 f.write(f"{resource.checksum or 'unverified'}\n")
-            out(f"{name}: extracted {resource.filename} into {data_dir}")
+            out(f"{name}: extracted {resource.filename} into {os.path.normpath(target)}")
     ready = os.path.normpath(os.path.join(data_dir, source.data_dir))
     out(f"{name}: ready; use --data-dir {ready}")
     return ready
