@@ -12,6 +12,11 @@ do not transform masks, and RandomCrop resizes masks through the image path
 
 Photometric jitter (brightness, contrast, saturation) is drawn per image and
 touches the image only.
+
+Randomness: with `seed` (a shape-[2] integer tensor; the training step passes one
+made of the run seed and the step number, `segcore.task`) every draw is a
+stateless function of it, so a resumed run augments each step as the
+uninterrupted one did; without it the global generator is used.
 """
 
 import dataclasses
@@ -54,20 +59,38 @@ class AugmentConfig:
         return self.brightness > 0 or self.contrast > 0 or self.saturation > 0
 
 
-def random_affine(batch, height, width, in_height, in_width, config):
+# Index of each draw in `draw_seed`: the draws are independent of each other.
+SCALE, ANGLE, FLIP, OFFSET_Y, OFFSET_X, ELASTIC, BRIGHTNESS, CONTRAST, SATURATION = range(9)
+
+
+def draw_seed(seed, draw):
+    """The stateless seed of draw number `draw` made from the step's `seed` (None: None)."""
+    if seed is None:
+        return None
+    return tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), draw)
+
+
+def _uniform(shape, low, high, seed, draw):
+    if seed is None:
+        return tf.random.uniform(shape, low, high, dtype=tf.float32)
+    return tf.random.stateless_uniform(shape, draw_seed(seed, draw), low, high, dtype=tf.float32)
+
+
+def random_affine(batch, height, width, in_height, in_width, config, seed=None):
     """[B, 8] projective transforms mapping output pixels to input pixels."""
     f32 = tf.float32
     lo, hi = config.scale
-    scale = tf.random.uniform([batch], lo, hi, dtype=f32)
-    angle = tf.random.uniform([batch], -1.0, 1.0, dtype=f32) * (config.rotation * math.pi / 180)
-    flip = tf.cast(tf.random.uniform([batch]) < 0.5, f32) if config.flip else tf.zeros([batch])
+    scale = _uniform([batch], lo, hi, seed, SCALE)
+    angle = _uniform([batch], -1.0, 1.0, seed, ANGLE) * (config.rotation * math.pi / 180)
+    flip = (tf.cast(_uniform([batch], 0.0, 1.0, seed, FLIP) < 0.5, f32) if config.flip
+            else tf.zeros([batch]))
     h, w = tf.cast(height, f32), tf.cast(width, f32)
     ih, iw = tf.cast(in_height, f32), tf.cast(in_width, f32)
     # Random crop of the scaled input: the crop window moves over the scaled image,
     # or the scaled image over the window when it is smaller (then padding shows).
     slack_y, slack_x = ih * scale - h, iw * scale - w
-    offset_y = tf.random.uniform([batch]) * slack_y
-    offset_x = tf.random.uniform([batch]) * slack_x
+    offset_y = _uniform([batch], 0.0, 1.0, seed, OFFSET_Y) * slack_y
+    offset_x = _uniform([batch], 0.0, 1.0, seed, OFFSET_X) * slack_x
     # Output pixel centre (x, y) -> flipped -> rotated about the crop centre -> scaled.
     cx, cy = (w - 1) / 2, (h - 1) / 2
     cos, sin = tf.cos(angle), tf.sin(angle)
@@ -94,19 +117,20 @@ def _transform(images, transforms, size, fill, interpolation):
     )
 
 
-def photometric(images, config):
+def photometric(images, config, seed=None):
     """Per-image brightness, contrast and saturation jitter on float [0, 255] images."""
     batch = tf.shape(images)[0]
     shape = [batch, 1, 1, 1]
     if config.brightness > 0:
-        images = images + tf.random.uniform(shape, -config.brightness, config.brightness)
+        images = images + _uniform(shape, -config.brightness, config.brightness, seed, BRIGHTNESS)
     if config.contrast > 0:
         mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-        factor = tf.random.uniform(shape, 1 - config.contrast, 1 + config.contrast)
+        factor = _uniform(shape, 1 - config.contrast, 1 + config.contrast, seed, CONTRAST)
         images = (images - mean) * factor + mean
     if config.saturation > 0:
         grey = tf.reduce_mean(images, axis=-1, keepdims=True)
-        factor = tf.random.uniform(shape, 1 - config.saturation, 1 + config.saturation)
+        factor = _uniform(shape, 1 - config.saturation, 1 + config.saturation, seed,
+                          SATURATION)
         images = (images - grey) * factor + grey
     return tf.clip_by_value(images, 0.0, 255.0)
 
@@ -129,14 +153,14 @@ class Augmenter:
         self.ignore_label = ignore_label
         self.image_fill = tf.constant(image_fill, tf.float32)
 
-    def __call__(self, images, labels, weights=None):
+    def __call__(self, images, labels, weights=None, seed=None):
         config = self.config
         images = tf.cast(images, tf.float32)
         if config.geometric:
             shape = tf.shape(images)
             batch, in_height, in_width = shape[0], shape[1], shape[2]
             height, width = config.crop_size or (in_height, in_width)
-            transforms = random_affine(batch, height, width, in_height, in_width, config)
+            transforms = random_affine(batch, height, width, in_height, in_width, config, seed)
             size = tf.stack([height, width])
             images = _transform(images - self.image_fill, transforms, size, 0.0, "BILINEAR")
             images = images + self.image_fill
@@ -151,7 +175,7 @@ class Augmenter:
             from segcore.elastic import elastic_deform  # U-Net only; imported on use
             images, labels, weights = elastic_deform(
                 images, labels, weights, sigma=config.elastic_sigma,
-                ignore_label=self.ignore_label)
+                ignore_label=self.ignore_label, seed=draw_seed(seed, ELASTIC))
         if config.photometric:
-            images = photometric(images, config)
+            images = photometric(images, config, seed)
         return images, labels, weights

@@ -64,6 +64,7 @@ COMMON_FLAGS = {
     "--name": ("name", None, "run name (runs/<name>/); default: the preset's"),
     "--overlays": ("overlays", None, "number of validation overlay PNGs"),
     "--eval-max-images": ("eval_max_images", None, "evaluate on at most this many images"),
+    "--backup-every": ("backup_every", None, "back up the training state every N steps, 0: at epoch ends only (default: after each 10 min of training and at epoch ends; an FCN-8s backup, 1.1-1.6 GB, took 8-14 s on a 100 MB/s disk: ~2 %% of the time); a rerun of the command resumes exactly"),
 }
 
 TRAIN_OPTIONS = dataclass_options(TrainConfig)
@@ -97,6 +98,7 @@ def build_parser(prog, description, presets, family):
                         help="must match the dataset (checked)")
     parser.add_argument("--xla", dest="jit_compile", action="store_true", default=None,
                         help="compile the train step with XLA (off by default: slower on CPU)")
+    parser.add_argument("--overwrite", action="store_true", default=None, help="start over a run directory that holds another experiment (its config.json differs)")
     parser.add_argument("--no-export", dest="export", action="store_false", default=None,
                         help="do not write the SavedModel")
     parser.add_argument("--no-cache", dest="cache", action="store_false", default=None,

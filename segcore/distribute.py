@@ -16,9 +16,9 @@ a cluster). When it names more than one worker, `cluster_from_env` returns a
   required copies (checkpoints, backups: saving may run collectives, so every
   worker must save) into a temporary directory that is removed at the end, as
   the TensorFlow multi-worker guide prescribes (`worker_run_dir`, `remove_worker_dir`);
-* restores every worker from the chief's backup (`backup_and_restore`), so all
-  restart from the same epoch (the run directory must be on a file system all
-  workers see, as for `tf.keras` BackupAndRestore);
+* every worker restores from the chief's backup (`segcore.resume.ResumableRun`
+  reads the chief's run directory; only the chief writes it), so all restart from
+  the same step (the run directory must be on a file system all workers see);
 * shards the input by file when the dataset reads files through tf.data reader
   datasets (TFRecord, text lines, fixed-length records), by data otherwise
   (`shard_policy`): every worker then reads the same shuffled stream (the
@@ -241,29 +241,6 @@ def worker_run_dir(run_dir, cluster):
 def remove_worker_dir(directory, cluster):
     if not writes_run_dir(cluster):
         shutil.rmtree(directory, ignore_errors=True)
-
-
-class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore of a non-chief worker: it writes (and deletes) its own
-    temporary backup but restores from the chief's, so that every worker restarts
-    from the same epoch with the same weights."""
-
-    def __init__(self, backup_dir, chief_backup_dir, **kwargs):
-        super().__init__(backup_dir, **kwargs)
-        self.chief_backup_dir = chief_backup_dir
-
-    def on_train_begin(self, logs=None):
-        if os.path.isdir(self.chief_backup_dir):
-            shutil.rmtree(self.backup_dir, ignore_errors=True)
-            shutil.copytree(self.chief_backup_dir, self.backup_dir)
-        super().on_train_begin(logs)
-
-
-def backup_and_restore(backup_dir, chief_backup_dir, cluster, **kwargs):
-    """The run's BackupAndRestore callback: the plain one on one host and on the chief."""
-    if writes_run_dir(cluster):
-        return keras.callbacks.BackupAndRestore(backup_dir, **kwargs)
-    return WorkerBackupAndRestore(backup_dir, chief_backup_dir, **kwargs)
 
 
 def seed_augmentation(seed, cluster):

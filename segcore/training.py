@@ -8,8 +8,8 @@ Every model family (FCN, U-Net, DeepLab) trains through this function:
    or the devices named in the config) build the network (`family.build`),
    wrap it in a `SegmentationTask` (preprocessing + on-device augmentation),
    compile it with the ignore-aware cross-entropy and the streaming
-   confusion-matrix metric, and `fit` it with checkpoints that resume an
-   interrupted run (`BackupAndRestore`), CSV and TensorBoard logs;
+   confusion-matrix metric, and `fit` it with backups from which a rerun resumes an
+   interrupted run exactly (`segcore.resume`), CSV and TensorBoard logs;
 4. evaluate on the validation split at the labels' original resolution, write
    ``metrics.json``, the loss/metric curves, overlay PNGs and a SavedModel.
 
@@ -32,9 +32,10 @@ import tensorflow as tf
 
 from segcore import data as datasets
 from segcore import distribute
+from segcore import resume as resumable
 from segcore.augment import AugmentConfig, Augmenter
 from segcore.data import images as image_io
-from segcore.data.pipeline import make_pipeline
+from segcore.data.pipeline import make_pipeline, make_training_stream
 from segcore.errors import ConfigError, DataError
 from segcore.evaluate import evaluate_split
 from segcore.evaluate import jsonable as _jsonable
@@ -98,6 +99,8 @@ class TrainConfig:
     eval_max_images: Optional[int] = None
     export: bool = True
     verbose: object = "auto"
+    backup_every: Optional[int] = None     # steps; None: every 10 min and epoch end (segcore.resume)
+    overwrite: bool = False                # start a run directory holding another experiment over
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -338,7 +341,10 @@ def train_and_evaluate(config, family, callbacks=()):
     cluster = distribute.cluster_from_env()
     write_dir = distribute.worker_run_dir(run_dir, cluster)
     # --- end multi-worker ---
-    os.makedirs(os.path.join(write_dir, "checkpoints"), exist_ok=True)
+    if distribute.writes_run_dir(cluster):
+        resumable.prepare_run_dir(run_dir, config)  # writable; same experiment (or --overwrite)
+    else:
+        os.makedirs(os.path.join(write_dir, "checkpoints"), exist_ok=True)
     handler = _setup_logging(write_dir)
     try:
         return _train(config, family, write_dir, list(callbacks), cluster, run_dir)
@@ -408,7 +414,7 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
         task = SegmentationTask(network, family.preprocess,
                                 Augmenter(augment, info.ignore_label, family.image_fill)
                                 if augment.geometric or augment.photometric or augment.elastic_sigma
-                                else None)
+                                else None, seed=config.seed)
         task.compile(
             optimizer=make_optimizer(config, steps * config.epochs),
             loss=SegmentationCrossEntropy(num_classes, info.ignore_label, config.class_weights,
@@ -418,29 +424,33 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
         )
     if strategy is tf.distribute.get_strategy() and not task.built:
         # Under the default strategy (one CPU) Keras builds the model at its first step;
-        # BackupAndRestore restores into it before that, so build it and its optimizer now.
+        # segcore.resume restores into it before that, so build it and its optimizer now.
         images = next(iter(train_data))[0]
         task(images[:1])
         task.optimizer.build(task.trainable_variables)
     _write_config(run_dir, config, resolved)
 
-    callbacks = [
-        distribute.backup_and_restore(os.path.join(run_dir, "backup"),
-                                      os.path.join(chief_run_dir or run_dir, "backup"), cluster),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "train_log.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
-    ] + extra_callbacks
+    # --- resumable training (segcore.resume): backups, exact resume, the run's record ---
+    # Multi-worker: every worker restores from the chief's backup (runs/ on a file system
+    # all hosts see); only the chief writes backups and the record.
+    run = resumable.ResumableRun(chief_run_dir or run_dir, config, steps,
+                                 writes=distribute.writes_run_dir(cluster))
+
+    def train_stream(first_batch, batches):
+        return make_training_stream(
+            train_raw, config.batch_size, batches, first_batch,
+            batches_per_pass=None if config.steps_per_epoch else steps,
+            cache=cache_pays(config, train_raw), **pipeline)
+
+    callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
+                                             write_graph=False)] + extra_callbacks
     try:
-        history = task.fit(
-            train_data.repeat() if config.steps_per_epoch else train_data,
-            validation_data=val_data, epochs=config.epochs,
-            steps_per_epoch=config.steps_per_epoch, validation_steps=config.validation_steps,
-            callbacks=callbacks, verbose=config.verbose,
-            shuffle=False,  # the pipeline shuffles with the run's seed
-        )
+        history = run.fit(task, train_stream, val_data, callbacks,
+                          validation_steps=config.validation_steps, verbose=config.verbose)
     except tf.errors.OpError as error:
         raise distribute.lost_worker_error(error, cluster) \
             or image_io.data_error_from(error, f"{config.dataset}: ") from None
+    # --- end of resumable training ---
     network.save_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))
     if not distribute.writes_run_dir(cluster):  # multi-worker: the chief evaluates and exports
         log.info("%s done; the chief %s evaluates and writes the run directory",
@@ -471,6 +481,7 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
                        network.variables, num_classes, info, dtype_policy=export_policy)
     with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump(_jsonable(metrics), f, indent=2)
+    run.finish()  # the record is complete: the backup goes
     log.info("run %s finished in %.0f s: validation mean IoU %.4f, pixel accuracy %.4f",
              config.name, time.time() - started, metrics["mean_iou"], metrics["pixel_accuracy"])
     return metrics

@@ -41,6 +41,14 @@ def pad_pair(image, labels, size, ignore_label=IGNORE_LABEL, image_fill=(0, 0, 0
     return image[:height, :width], labels[:height, :width], weights[:height, :width]
 
 
+def _auto_shard_policy(auto_shard):
+    policies = {"data": tf.data.experimental.AutoShardPolicy.DATA,
+                "file": tf.data.experimental.AutoShardPolicy.FILE}
+    if auto_shard not in policies:
+        raise ConfigError(f"auto_shard must be 'data' or 'file', got {auto_shard!r}")
+    return policies[auto_shard]
+
+
 def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, seed=0,
                   cache=True, shard=None, shuffle_buffer=1024, ignore_label=IGNORE_LABEL,
                   repeat=False, image_fill=(0, 0, 0), auto_shard="data"):
@@ -69,10 +77,7 @@ def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, 
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if mode not in ("resize", "pad"):
         raise ConfigError(f"pipeline mode must be 'resize' or 'pad', got {mode!r}")
-    policies = {"data": tf.data.experimental.AutoShardPolicy.DATA,
-                "file": tf.data.experimental.AutoShardPolicy.FILE}
-    if auto_shard not in policies:
-        raise ConfigError(f"auto_shard must be 'data' or 'file', got {auto_shard!r}")
+    policy = _auto_shard_policy(auto_shard)
     if shard is not None:
         dataset = dataset.shard(*shard)
     if cache:
@@ -94,5 +99,83 @@ def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, 
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.OFF if shard is not None else policies[auto_shard])
+        tf.data.experimental.AutoShardPolicy.OFF if shard is not None else policy)
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def pass_seed(seed, index):
+    """Shuffle seed of pass `index` over the training set: a function of (run seed,
+    pass) only, so a resumed run draws the order the uninterrupted one drew."""
+    return (int(seed) * 1_000_003 + int(index)) % (2**31 - 1)
+
+
+def count_batches(dataset, batch_size):
+    """Full batches of `batch_size` in one pass of `dataset` (its cardinality when
+    tf.data knows it, else counted by reading it once)."""
+    count = int(dataset.cardinality().numpy())
+    if count < 0:
+        count = int(dataset.reduce(tf.constant(0, tf.int64), lambda n, *_: n + 1).numpy())
+    return count // batch_size
+
+
+def make_training_stream(dataset, batch_size, batches, first_batch=0, batches_per_pass=None,
+                         size=None, mode="resize", seed=0, cache=True, shard=None,
+                         shuffle_buffer=1024, ignore_label=IGNORE_LABEL, image_fill=(0, 0, 0),
+                         auto_shard="data"):
+    """Training batches `first_batch` .. `first_batch + batches - 1` of the run's stream.
+
+    The stream is pass 0, pass 1, ... over the training set, pass p shuffled with
+    `pass_seed(seed, p)` and batched with its last partial batch dropped, as
+    `make_pipeline(training=True)` repeated; but each pass's order depends on
+    (seed, p) only, not on how many iterators came before, so a resumed run starts
+    at global batch `first_batch` with the data order of the uninterrupted run
+    (the already-trained batches of its pass are skipped before decoding/resizing).
+    `batches_per_pass` is counted when not given.
+    """
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if mode not in ("resize", "pad"):
+        raise ConfigError(f"pipeline mode must be 'resize' or 'pad', got {mode!r}")
+    if shard is not None:
+        dataset = dataset.shard(*shard)
+    per_pass = batches_per_pass or count_batches(dataset, batch_size)
+    if per_pass < 1:
+        raise ConfigError(f"fewer training pairs than one batch of {batch_size}")
+    if cache:
+        dataset = dataset.cache("" if cache is True else cache)
+    if size is not None:
+        size = tuple(int(s) for s in size)
+        if mode == "resize":
+            fn = lambda i, l, w=None: resize_pair(i, l, size, w)  # noqa: E731
+        else:
+            fn = lambda i, l, w=None: pad_pair(i, l, size, ignore_label, image_fill,  # noqa: E731
+                                               weights=w)
+    first_pass, skip = divmod(int(first_batch), per_pass)
+    last_pass = (int(first_batch) + int(batches) - 1) // per_pass
+
+    def one_pass(index):
+        # reshuffle_each_iteration=False: the order is the seed's alone.
+        data = dataset.shuffle(shuffle_buffer, seed=pass_seed(seed, index),
+                               reshuffle_each_iteration=False)
+        data = data.take(per_pass * batch_size)
+        if index == first_pass and skip:
+            data = data.skip(skip * batch_size)
+        if size is not None:
+            data = data.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+        return data.batch(batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def chain(lo, hi):
+        # Balanced concatenation: lazy (a pass is read only when the previous one
+        # ends, so one iterator at a time fills the cache), depth log2(passes).
+        if lo == hi:
+            return one_pass(lo)
+        mid = (lo + hi) // 2
+        return chain(lo, mid).concatenate(chain(mid + 1, hi))
+
+    stream = chain(first_pass, max(last_pass, first_pass)).take(batches)
+    options = tf.data.Options()
+    options.deterministic = True
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.OFF if shard is not None
+        else _auto_shard_policy(auto_shard))
+    return stream.with_options(options).prefetch(tf.data.AUTOTUNE)
