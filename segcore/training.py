@@ -422,12 +422,6 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
             metrics=[ConfusionMatrixMetric(num_classes, info.ignore_label)],
             jit_compile=config.jit_compile,
         )
-    if strategy is tf.distribute.get_strategy() and not task.built:
-        # Under the default strategy (one CPU) Keras builds the model at its first step;
-        # segcore.resume restores into it before that, so build it and its optimizer now.
-        images = next(iter(train_data))[0]
-        task(images[:1])
-        task.optimizer.build(task.trainable_variables)
     _write_config(run_dir, config, resolved)
 
     # --- resumable training (segcore.resume): backups, exact resume, the run's record ---
