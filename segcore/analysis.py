@@ -175,3 +175,39 @@ def layer_table(model, names=None):
 def trainable_parameters(model):
     """Number of trainable parameters of a Keras model."""
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+def boundary_band(labels, width):
+    """bool [H, W]: pixels within `width` pixels (Euclidean) of a label change.
+
+    A label change is a pair of 4-neighbours with different values (the VOC
+    void band, 255, counts as a value: its edges are object boundaries). This
+    is the "trimap" band of DeepLab v1 (Chen et al. 2015, Fig. 5).
+    """
+    from scipy import ndimage
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ConfigError(f"labels must be 2-D, got shape {labels.shape}")
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 0:
+        raise ConfigError(f"width must be an integer >= 0, got {width!r}")
+    edge = np.zeros(labels.shape, bool)
+    vertical = labels[1:] != labels[:-1]
+    horizontal = labels[:, 1:] != labels[:, :-1]
+    edge[1:] |= vertical
+    edge[:-1] |= vertical
+    edge[:, 1:] |= horizontal
+    edge[:, :-1] |= horizontal
+    if not edge.any():
+        return edge
+    return ndimage.distance_transform_edt(~edge) <= width
+
+
+def boundary_accuracy(labels, predictions, width, ignore_label=255):
+    """(correct, counted) pixels of `predictions` in the `boundary_band(labels, width)`,
+    ignored labels left out; accuracy = correct / counted."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    if labels.shape != predictions.shape:
+        raise ConfigError(f"labels {labels.shape} and predictions {predictions.shape} differ in shape")
+    band = boundary_band(labels, width) & (labels != ignore_label)
+    return int((predictions[band] == labels[band]).sum()), int(band.sum())

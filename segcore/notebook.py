@@ -75,3 +75,18 @@ def find_data(name, scale, echo=print):
     why = "ci scale" if scale == "ci" else f"full scale, but {full} is absent"
     echo(f"{name}: the real samples in {samples} ({why})")
     return samples, "samples"
+
+
+def show(fig=None):
+    """Display a matplotlib figure in the notebook and close it.
+
+    `plt.show()` draws nothing once the engine has switched matplotlib to its
+    Agg backend (`segcore.visualize` does, to write PNGs without a display);
+    IPython's `display` shows the figure whatever the backend.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    fig = fig or plt.gcf()
+    display(fig)
+    plt.close(fig)

@@ -102,3 +102,17 @@ def test_notebook_find_data_uses_samples_at_ci_and_names_missing_folders(tmp_pat
         notebook.find_data("camvid", "full", echo=said.append)
     with pytest.raises(ConfigError, match="SEGCORE_NOTEBOOK_SCALE"):
         notebook.find_data("camvid", "huge")
+
+
+def test_boundary_band_and_accuracy():
+    labels = np.zeros((10, 10), np.uint8)
+    labels[:, 5:] = 1
+    band = analysis.boundary_band(labels, 1)
+    # the edge pixels are columns 4 and 5; within 1 px: columns 3..6
+    np.testing.assert_array_equal(band.any(axis=0), [False] * 3 + [True] * 4 + [False] * 3)
+    assert not analysis.boundary_band(np.zeros((4, 4)), 3).any()
+    predictions = np.zeros_like(labels)          # all class 0: right on columns 3, 4
+    assert analysis.boundary_accuracy(labels, predictions, 1) == (20, 40)
+    labels[0, :] = 255                           # ignored pixels are not counted
+    # band: rows 1-2 (next to the void row; row 0 is ignored) and columns 3-6 of rows 3-9
+    assert analysis.boundary_accuracy(labels, predictions, 1) == (10 + 14, 20 + 28)
