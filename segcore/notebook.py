@@ -90,3 +90,14 @@ def show(fig=None):
     fig = fig or plt.gcf()
     display(fig)
     plt.close(fig)
+
+
+def release_memory():
+    """Free the previous networks of this kernel (Keras' global state, then Python's garbage):
+    several 134M-parameter FCNs one after another otherwise accumulate (GBs)."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
