@@ -116,3 +116,68 @@ class ResizeConv2D(keras.layers.Layer):
             method=self.method, use_bias=self.use_bias,
         )
         return config
+
+
+# --------------------------------------------------------------------------- demonstrations
+# (notebooks/03_upsampling_checkerboard.ipynb; tests/test_upsampling_demos.py)
+
+DECODER_KINDS = ("transpose", "nearest", "bilinear")
+
+
+def transposed_convolution(values, kernel, stride, bias=0.0, padding="valid"):
+    """2-D array through `keras.layers.Conv2DTranspose` with one fixed kernel.
+
+    values: [h, w]; kernel: [k, k] (a scalar is a 1x1 kernel). Seed 002's
+    example is ``transposed_convolution([[1, 2], [3, 4]], 1, 2, bias=1)``.
+    Returns the float32 [H, W] output (H = h * stride + max(k - stride, 0) for "valid").
+    """
+    values = np.asarray(values, np.float32)
+    kernel = np.atleast_2d(np.asarray(kernel, np.float32))
+    if values.ndim != 2 or kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1]:
+        raise ValueError(f"values must be [h, w] and kernel [k, k]; got {values.shape}, {kernel.shape}")
+    layer = keras.layers.Conv2DTranspose(1, kernel.shape[0], strides=stride, padding=padding)
+    layer.build((1,) + values.shape + (1,))
+    layer.set_weights([kernel[:, :, None, None], np.asarray([bias], np.float32)])
+    return keras.ops.convert_to_numpy(layer(values[None, :, :, None]))[0, :, :, 0]
+
+
+def resize_upsample(values, factor, method="nearest"):
+    """2-D array (or [h, w, C]) resized by `factor` with `keras.layers.UpSampling2D`."""
+    values = np.asarray(values, np.float32)
+    squeeze = values.ndim == 2
+    batch = values[None, :, :, None] if squeeze else values[None]
+    out = keras.ops.convert_to_numpy(
+        keras.layers.UpSampling2D(factor, interpolation=method)(batch))[0]
+    return out[..., 0] if squeeze else out
+
+
+def random_decoder(kind, stages=3, channels=8, kernel_size=3, seed=0):
+    """A decoder of `stages` 2x upsampling layers, each followed by a ReLU, with random
+    He-normal weights and zero biases, for looking at checkerboard artifacts:
+
+    * "transpose": `Conv2DTranspose(channels, kernel_size, strides=2, padding="same")`
+      (kernel 3, stride 2 overlaps unevenly);
+    * "nearest" / "bilinear": `ResizeConv2D` (resize, then a 'same' convolution).
+
+    Returns a keras.Sequential from [B, h, w, channels] to [B, h * 2**stages, ...].
+    """
+    if kind not in DECODER_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(DECODER_KINDS)}, got {kind!r}")
+    rng = np.random.default_rng(seed)
+    model = keras.Sequential(name=f"decoder_{kind}")
+    model.add(keras.Input((None, None, channels)))
+    for stage in range(stages):
+        if kind == "transpose":
+            model.add(keras.layers.Conv2DTranspose(channels, kernel_size, strides=2,
+                                                   padding="same", name=f"up{stage}"))
+        else:
+            model.add(ResizeConv2D(channels, 2, kernel_size, method=kind, use_bias=True,
+                                   name=f"up{stage}"))
+        model.add(keras.layers.ReLU(name=f"relu{stage}"))
+    fan_in = kernel_size * kernel_size * channels
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if weights:
+            layer.set_weights([rng.normal(0.0, np.sqrt(2.0 / fan_in), w.shape).astype(np.float32)
+                               if w.ndim > 1 else np.zeros(w.shape, np.float32) for w in weights])
+    return model

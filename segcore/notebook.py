@@ -1,0 +1,103 @@
+"""Where the reproduction notebooks (`notebooks/`) find data and write runs.
+
+Scale (`SEGCORE_NOTEBOOK_SCALE`, the notebooks' `parameters` cell): "full" (the
+default) is the real reproduction, "ci" shrinks data, steps and sizes so that a
+notebook runs in about a minute on 2 CPU cores (tests/test_notebooks.py).
+
+Data (`find_data`): at "full" scale the complete dataset under the repository's
+`data/` folder (its documented layout, data/README.md) when it is there, else
+the real samples under `SEGCORE_DATASETS` (default ``../shared/datasets`` from
+the repository root); at "ci" scale always the samples. Which one was used is
+printed, and a missing one is a DataError naming both places.
+Runs go to `SEGCORE_NOTEBOOK_RUNS` (default ``runs/notebooks`` of the repository).
+"""
+
+import os
+
+from segcore.errors import ConfigError, DataError
+
+SCALES = ("ci", "full")
+
+# dataset -> (path under data/, path under the samples folder)
+LOCATIONS = {
+    "kitti_road": ("data_road", os.path.join("kitti_road", "data_road")),
+    "isbi2012": ("isbi2012", "isbi2012"),
+    "camvid": ("CamVid", "camvid"),
+    "voc2012": (os.path.join("VOCdevkit", "VOC2012"), "voc2012"),
+    "cityscapes": ("cityscapes", "cityscapes"),
+}
+
+
+def repo_root():
+    """The repository this module belongs to."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def check_scale(scale):
+    if scale not in SCALES:
+        raise ConfigError(f"SEGCORE_NOTEBOOK_SCALE must be one of {', '.join(SCALES)}, got {scale!r}")
+    return scale
+
+
+def samples_root():
+    """SEGCORE_DATASETS, or ../shared/datasets from the repository root."""
+    return os.path.abspath(os.environ.get("SEGCORE_DATASETS")
+                           or os.path.join(repo_root(), os.pardir, "shared", "datasets"))
+
+
+def weights_root():
+    """SEGCORE_WEIGHTS, or the `weights` folder beside the samples folder."""
+    return os.path.abspath(os.environ.get("SEGCORE_WEIGHTS")
+                           or os.path.join(samples_root(), os.pardir, "weights"))
+
+
+def runs_dir():
+    path = os.path.abspath(os.environ.get("SEGCORE_NOTEBOOK_RUNS")
+                           or os.path.join(repo_root(), "runs", "notebooks"))
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def find_data(name, scale, echo=print):
+    """(data_dir, "full" or "samples") of dataset `name` at `scale`; says which in `echo`."""
+    check_scale(scale)
+    if name not in LOCATIONS:
+        raise ConfigError(f"no notebook location for dataset {name!r}; expected one of "
+                          f"{', '.join(LOCATIONS)}")
+    full = os.path.join(repo_root(), "data", LOCATIONS[name][0])
+    samples = os.path.join(samples_root(), LOCATIONS[name][1])
+    if scale == "full" and os.path.isdir(full):
+        echo(f"{name}: the full dataset in {full}")
+        return full, "full"
+    if not os.path.isdir(samples):
+        raise DataError(f"{name}: neither {full} nor the samples {samples} exist "
+                        "(set SEGCORE_DATASETS)")
+    why = "ci scale" if scale == "ci" else f"full scale, but {full} is absent"
+    echo(f"{name}: the real samples in {samples} ({why})")
+    return samples, "samples"
+
+
+def show(fig=None):
+    """Display a matplotlib figure in the notebook and close it.
+
+    `plt.show()` draws nothing once the engine has switched matplotlib to its
+    Agg backend (`segcore.visualize` does, to write PNGs without a display);
+    IPython's `display` shows the figure whatever the backend.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    fig = fig or plt.gcf()
+    display(fig)
+    plt.close(fig)
+
+
+def release_memory():
+    """Free the previous networks of this kernel (Keras' global state, then Python's garbage):
+    several 134M-parameter FCNs one after another otherwise accumulate (GBs)."""
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()

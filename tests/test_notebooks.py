@@ -1,0 +1,73 @@
+"""Execute every reproduction notebook (notebooks/*.ipynb) at SEGCORE_NOTEBOOK_SCALE=ci.
+
+A notebook fails the test when a cell raises (its `assert` cells included), when
+it has no cell tagged `parameters` (papermill's convention) that reads
+SEGCORE_NOTEBOOK_SCALE, or when it runs longer than its budget: the notebook's
+metadata ``segcore.ci_budget_seconds``, else DEFAULT_BUDGET. New notebooks are
+picked up by the glob. The kernel is the interpreter running the tests (a
+kernelspec written to a temporary JUPYTER_PATH), with the repository first on
+PYTHONPATH and the notebooks folder as working directory; runs go to a
+temporary SEGCORE_NOTEBOOK_RUNS. Executed notebooks are not written back.
+"""
+
+import glob
+import json
+import os
+import sys
+import time
+
+import pytest
+
+import nbformat  # noqa: E402
+from nbclient import NotebookClient  # noqa: E402
+
+from conftest import REPO_ROOT  # noqa: E402
+
+NOTEBOOKS = sorted(glob.glob(os.path.join(REPO_ROOT, "notebooks", "*.ipynb")))
+DEFAULT_BUDGET = 150.0
+KERNEL_NAME = "segcore-test-python"
+
+
+def parameters_cell(notebook):
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return cell
+    return None
+
+
+def test_there_are_notebooks():
+    names = [os.path.basename(p) for p in NOTEBOOKS]
+    assert len(names) >= 7 and all(n[:2].isdigit() for n in names), names
+
+
+@pytest.fixture(scope="module")
+def kernel_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("jupyter")
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "segcore tests", "language": "python"}))
+    return str(root)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
+def test_notebook_runs_at_ci_scale(path, kernel_path, datasets_root, tmp_path, monkeypatch):
+    notebook = nbformat.read(path, as_version=4)
+    cell = parameters_cell(notebook)
+    assert cell is not None, f"{path}: no code cell tagged 'parameters'"
+    assert "SEGCORE_NOTEBOOK_SCALE" in cell.source, f"{path}: its parameters cell does not read SEGCORE_NOTEBOOK_SCALE"
+    budget = float(notebook.metadata.get("segcore", {}).get("ci_budget_seconds", DEFAULT_BUDGET))
+    monkeypatch.setenv("JUPYTER_PATH", kernel_path)
+    monkeypatch.setenv("SEGCORE_NOTEBOOK_SCALE", "ci")
+    monkeypatch.setenv("SEGCORE_NOTEBOOK_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [REPO_ROOT] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    client = NotebookClient(notebook, kernel_name=KERNEL_NAME, timeout=int(budget),
+                            resources={"metadata": {"path": os.path.dirname(path)}})
+    started = time.monotonic()
+    client.execute()
+    seconds = time.monotonic() - started
+    assert seconds <= budget, f"{os.path.basename(path)} took {seconds:.0f} s, budget {budget:.0f} s"
