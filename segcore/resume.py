@@ -337,7 +337,10 @@ class ResumeCallback(keras.callbacks.Callback):
         if self.step >= run.steps:
             return  # the epoch-end backup follows its validation
         every = run.backup_every
-        due = (every is None and time.time() - self.last_backup >= AUTO_BACKUP_SECONDS) or \
+        # Multi-worker: every worker must back up at the same steps (reading the metrics'
+        # sync-on-read variables is a collective), so a clock cannot decide it there.
+        timed = every is None and not run.synchronous
+        due = (timed and time.time() - self.last_backup >= AUTO_BACKUP_SECONDS) or \
               (every and step % every == 0)
         if due:
             self.save(step)
@@ -348,11 +351,18 @@ class ResumeCallback(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(float(value))
         self.epoch, self.step = epoch + 1, 0
         self.save(None)
-        write_train_log(os.path.join(self.run.run_dir, TRAIN_LOG), self.history)
+        if self.run.writes:
+            write_train_log(os.path.join(self.run.run_dir, TRAIN_LOG), self.history)
 
     def save(self, step):
         run = self.run
         if not run.writes:
+            # A worker that does not write still reads the state as the chief does: under
+            # MultiWorkerMirroredStrategy reading a metric's sync-on-read variable is an
+            # all-reduce that every worker must join, in the same order.
+            for variables in run.state.values():
+                for variable in variables:
+                    variable.numpy()
             return
         started = time.time()
         meta = {"epoch": self.epoch, "step": self.step, "steps_per_epoch": run.steps,
@@ -369,14 +379,16 @@ class ResumableRun:
 
     `writes` = False for a process that must not write (a multi-worker run's
     non-chief workers): it restores from the backup but writes neither backups nor
-    train_log.csv.
+    train_log.csv. `synchronous` (multi-worker): backups only at step counts, never by
+    the clock (default --backup-every: epoch ends only), so all workers back up alike.
     """
 
-    def __init__(self, run_dir, config, steps, writes=True):
+    def __init__(self, run_dir, config, steps, writes=True, synchronous=False):
         self.run_dir = run_dir
         self.config = config
         self.steps = steps
         self.writes = writes
+        self.synchronous = synchronous
         self.backup_every = getattr(config, "backup_every", None)
         if self.backup_every is not None and self.backup_every < 0:
             raise ConfigError(f"--backup-every must be >= 0 steps (0: at epoch ends only), "

@@ -428,7 +428,8 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
     # Multi-worker: every worker restores from the chief's backup (runs/ on a file system
     # all hosts see); only the chief writes backups and the record.
     run = resumable.ResumableRun(chief_run_dir or run_dir, config, steps,
-                                 writes=distribute.writes_run_dir(cluster))
+                                 writes=distribute.writes_run_dir(cluster),
+                                 synchronous=cluster is not None)
 
     def train_stream(first_batch, batches):
         return make_training_stream(
