@@ -24,7 +24,10 @@ entry (fp32, mixed: `segcore.precision.resolve_policy`) in ONE process:
    network), forward and backward (`gradient_tape/`) apart.
 
 Then `--timed` more steps per precision with the profiler off, interleaved
-(fp32, mixed, fp32, mixed, ...) so the mixed/fp32 ratio sees the same load.
+(fp32, mixed, fp32, mixed, ...) so the mixed/fp32 ratio sees the same load: train
+img/s (wall clock) and CPU seconds per step (the process's user + system time: the
+work, which an oversubscribed machine's scheduler does not stretch; "CPU work vs
+first" > 1 means less work than the first row).
 
 Op time is the sum of kernel durations: ops on the two inter-op threads
 overlap, so it can exceed wall time; its FRACTIONS are what to read (much less
@@ -295,15 +298,21 @@ def side_by_side(title, key_name, results, key, top):
 
 
 def interleaved_rates(results, args):
-    """Train img/s of each precision, `--timed` steps each, interleaved."""
+    """({label: train img/s}, {label: CPU s/step}) of each configuration, `--timed`
+    steps each, interleaved. CPU seconds (this process's user + system time, all
+    threads) are the step's work: on an oversubscribed machine the wall time also
+    depends on how many runnable threads the step keeps (the scheduler's share)."""
     import statistics
     seconds = {p: [] for p in results}
+    cpu = {p: [] for p in results}
     for _ in range(args.timed):
-        for precision, r in results.items():
-            start = time.perf_counter()
+        for label, r in results.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
             r["step"]()
-            seconds[precision].append(time.perf_counter() - start)
-    return {p: args.batch_size / statistics.median(s) for p, s in seconds.items()}
+            seconds[label].append(time.perf_counter() - start)
+            cpu[label].append(time.process_time() - start_cpu)
+    return ({p: args.batch_size / statistics.median(s) for p, s in seconds.items()},
+            {p: statistics.median(c) for p, c in cpu.items()})
 
 
 def main(argv=None):
@@ -340,7 +349,13 @@ def main(argv=None):
     print(__doc__.splitlines()[0])
     print(common.machine_summary())
     from segcore import onednn
-    print(f"oneDNN ISA cap (ONEDNN_MAX_CPU_ISA): {os.environ.get(onednn.VARIABLE, 'none')}")
+    flags = common.cpu_flags()
+    shown = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+                         "amx_int8") if f in flags]
+    print(f"CPU flags (vector / matrix): {' '.join(shown) or 'none of avx2 avx512 amx'}")
+    print(f"oneDNN ISA cap (ONEDNN_MAX_CPU_ISA): {os.environ.get(onednn.VARIABLE, 'none')}"
+          + (" (segcore.onednn: AMX bf16 kernels of TF 2.21 corrupt the heap; bf16 runs on "
+             "AVX-512 BF16)" if os.environ.get(onednn.VARIABLE) == onednn.CAP else ""))
     options = " ".join(args.set)
     print(f"{args.family} {args.preset or DEFAULT_PRESETS[args.family]}"
           f"{' ' + args.backbone if args.backbone else ''}{' ' + options if options else ''}, "
@@ -358,17 +373,19 @@ def main(argv=None):
                 print(f"profiling {label} ...", file=sys.stderr, flush=True)
                 results[label] = profile_precision(
                     args, precision, os.path.join(root, label.replace(" ", "_")), keras_bn)
-        rates = interleaved_rates(results, args) if args.timed else {}
+        rates, cpu = interleaved_rates(results, args) if args.timed else ({}, {})
     finally:
         if not args.keep_profile:
             shutil.rmtree(root, ignore_errors=True)
 
     print(f"load average after the run: {' '.join(f'{v:.2f}' for v in os.getloadavg())}\n")
     headers = ["precision", "policy", "params M", "profiled s/step", "op time s/step",
-               "train img/s (unprofiled)", "vs first"]
-    first = rates.get(next(iter(results)))
+               "train img/s (unprofiled)", "img/s vs first", "CPU s/step", "CPU work vs first"]
+    label0 = next(iter(results))
     rows = [[p, r["policy"], common.number(r["params"] / 1e6, 1), common.number(r["profiled_step_s"]),
-             common.number(r["total"]), common.number(rates.get(p)), common.ratio(rates.get(p), first)]
+             common.number(r["total"]), common.number(rates.get(p)),
+             common.ratio(rates.get(p), rates.get(label0)), common.number(cpu.get(p)),
+             common.ratio(cpu.get(label0), cpu.get(p))]
             for p, r in results.items()]
     print(common.markdown_table(headers, rows))
     print(side_by_side("Op time by category", "category", results, "category", 30))
