@@ -382,7 +382,7 @@ def main(argv=None):
     headers = ["precision", "policy", "params M", "profiled s/step", "op time s/step",
                "train img/s (unprofiled)", "img/s vs first", "CPU s/step", "CPU work vs first"]
     label0 = next(iter(results))
-    rows = [[p, r["policy"], common.number(r["params"] / 1e6, 1), common.number(r["profiled_step_s"]),
+    rows = [[p, r["policy"], common.number(r["params"] / 1e6), common.number(r["profiled_step_s"]),
              common.number(r["total"]), common.number(rates.get(p)),
              common.ratio(rates.get(p), rates.get(label0)), common.number(cpu.get(p)),
              common.ratio(cpu.get(label0), cpu.get(p))]
