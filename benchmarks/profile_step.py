@@ -58,7 +58,11 @@ PRECISIONS = ("fp32", "mixed")
 
 # (category, predicate on (op type, op name, backward?)); first match wins.
 CATEGORIES = (
-    ("L2 regulariser", lambda t, n, b: "regulariz" in n.lower()),
+    # Keras 3 adds a kernel regulariser's loss at the top level of the step's graph
+    # ("Square", "Sum", "mul"; its gradient "gradient_tape/Mul_<k>"): top-level Sum / Mul
+    # also hold a few scalar loss reductions, microseconds each.
+    ("L2 regulariser", lambda t, n, b: "regulariz" in n.lower()
+     or (t in ("Square", "Sum", "Mul") and ("/" not in n or L2_GRADIENT.fullmatch(n)))),
     ("optimiser update", lambda t, n, b: t.startswith("ResourceApply") or "/sgd" in n.lower()
      or n.lower().startswith(("sgd", "fused_sgd", "adam", "fused_adam"))),
     ("depthwise conv bwd-input", lambda t, n, b: "DepthwiseConv2dNativeBackpropInput" in t),
@@ -90,6 +94,7 @@ BOOKKEEPING = {"ReadVariableOp", "AssignVariableOp", "AssignAddVariableOp", "Ass
                "ShapeN", "Reshape", "Size", "Rank", "ExpandDims", "Squeeze", "StopGradient",
                "_EagerConst", "ZerosLike", "OnesLike", "Fill", "BroadcastGradientArgs"}
 TRAILING_INDEX = re.compile(r"_\d+$")
+L2_GRADIENT = re.compile(r"gradient_tape/Mul(_\d+)?")
 
 
 def categorise(op_type, op_name):
