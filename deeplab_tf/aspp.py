@@ -66,9 +66,56 @@ class ResizeBilinear(keras.layers.Layer):
         return {**super().get_config(), "align_corners": self.align_corners}
 
 
+@keras.saving.register_keras_serializable(package="deeplab_tf")
+class FusedBatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization` whose training step runs TensorFlow's fused
+    kernel (`FusedBatchNormV3` and its gradient, oneDNN's on CPU) instead of Keras 3's
+    composite of moments and element-wise ops.
+
+    Same weights (gamma, beta, moving mean and variance), same outputs and moving-average
+    updates within float rounding (tests/test_deeplab_speed_equivalence.py): the kernel
+    normalises with the biased batch variance, as Keras; the variance it returns is
+    Bessel-corrected, so it is scaled back by (n - 1) / n before the moving average is
+    updated with Keras's formula. Statistics are float32 also under mixed precision (the
+    kernel's U type), as Keras computes them; the bfloat16 input is not upcast first
+    (the kernel does it, faster than a Cast op). Keras 3's layer spends ~40 % of a DeepLab
+    training step in its ~15 small kernels per layer (benchmarks/profile_step.py).
+
+    Inference (and frozen layers), masks, renorm, `synchronized=True` and inputs other than
+    channels-last 4-D keep Keras's own code path.
+    """
+
+    # False: Keras's own code path everywhere (the benchmarks' "before" baseline).
+    fused = True
+
+    def _fused_applies(self, inputs, training, mask):
+        return (self.fused and training and self.trainable and mask is None and not self.renorm
+                and not self.synchronized and self.scale and self.center
+                and len(inputs.shape) == 4 and self.axis in (-1, 3)
+                and inputs.dtype in (tf.float32, tf.bfloat16, tf.float16))
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fused_applies(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        empty = tf.constant([], tf.float32)
+        outputs, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=inputs, scale=tf.cast(self.gamma, tf.float32), offset=tf.cast(self.beta, tf.float32),
+            mean=empty, variance=empty, epsilon=self.epsilon, exponential_avg_factor=1.0,
+            data_format="NHWC", is_training=True)
+        shape = tf.shape(inputs)
+        count = tf.cast(shape[0] * shape[1] * shape[2], tf.float32)
+        # The kernel returns the unbiased variance (n / (n - 1), or 1 when n == 1).
+        variance = variance * tf.where(count > 1.0, (count - 1.0) / tf.maximum(count, 1.0), 1.0)
+        momentum = self.momentum
+        self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+        self.moving_variance.assign(self.moving_variance * momentum + variance * (1.0 - momentum))
+        return tf.cast(outputs, self.compute_dtype)
+
+
 def batch_norm(name, momentum=HEAD_BN_MOMENTUM, epsilon=HEAD_BN_EPSILON, synchronized=False):
-    """A BatchNormalization layer; `synchronized` averages statistics over replicas."""
-    return keras.layers.BatchNormalization(
+    """A batch normalisation layer (`FusedBatchNormalization`); `synchronized` averages
+    statistics over replicas."""
+    return FusedBatchNormalization(
         momentum=momentum, epsilon=epsilon, synchronized=synchronized, name=name
     )
 
