@@ -41,6 +41,14 @@ def pad_pair(image, labels, size, ignore_label=IGNORE_LABEL, image_fill=(0, 0, 0
     return image[:height, :width], labels[:height, :width], weights[:height, :width]
 
 
+def _sizer(size, mode, ignore_label, image_fill):
+    """The map function that brings a pair (and its weights) to `size` by `mode`."""
+    size = tuple(int(s) for s in size)
+    if mode == "resize":
+        return lambda i, l, w=None: resize_pair(i, l, size, w)
+    return lambda i, l, w=None: pad_pair(i, l, size, ignore_label, image_fill, weights=w)
+
+
 def _auto_shard_policy(auto_shard):
     policies = {"data": tf.data.experimental.AutoShardPolicy.DATA,
                 "file": tf.data.experimental.AutoShardPolicy.FILE}
@@ -85,13 +93,8 @@ def make_pipeline(dataset, batch_size, size=None, mode="resize", training=True, 
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if size is not None:
-        size = tuple(int(s) for s in size)
-        if mode == "resize":
-            fn = lambda i, l, w=None: resize_pair(i, l, size, w)  # noqa: E731
-        else:
-            fn = lambda i, l, w=None: pad_pair(i, l, size, ignore_label, image_fill,  # noqa: E731
-                                               weights=w)
-        dataset = dataset.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(_sizer(size, mode, ignore_label, image_fill),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=training,
@@ -143,13 +146,7 @@ def make_training_stream(dataset, batch_size, batches, first_batch=0, batches_pe
         raise ConfigError(f"fewer training pairs than one batch of {batch_size}")
     if cache:
         dataset = dataset.cache("" if cache is True else cache)
-    if size is not None:
-        size = tuple(int(s) for s in size)
-        if mode == "resize":
-            fn = lambda i, l, w=None: resize_pair(i, l, size, w)  # noqa: E731
-        else:
-            fn = lambda i, l, w=None: pad_pair(i, l, size, ignore_label, image_fill,  # noqa: E731
-                                               weights=w)
+    fn = _sizer(size, mode, ignore_label, image_fill) if size is not None else None
     first_pass, skip = divmod(int(first_batch), per_pass)
     last_pass = (int(first_batch) + int(batches) - 1) // per_pass
 
