@@ -15,6 +15,9 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import gc  # noqa: E402
+
+import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -27,6 +30,30 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 if os.environ.get("SEGCORE_DATASETS"):
     os.environ["SEGCORE_DATASETS"] = os.path.abspath(os.environ["SEGCORE_DATASETS"])
+
+
+@pytest.fixture(autouse=True)
+def _release_memory():
+    """After every test: Keras' global state cleared and reference cycles collected, so
+    what can be freed of the networks a test built is freed before the next one (a
+    network that was trained stays: see `run_trainer`)."""
+    yield
+    keras.backend.clear_session()
+    gc.collect()
+
+
+def run_trainer(module, *args, timeout=900):
+    """`python -m MODULE ARGS` in a fresh process (exit status 0 asserted, its stderr shown
+    otherwise). End-to-end trainings run this way: Keras 3 keeps the variables of every
+    network trained in a process alive (keras-team/keras issue 20245, tf-keras issue 286),
+    1.5-2 GB per FCN-8s, which one pytest process cannot afford for every run."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
 
 
 @pytest.fixture(scope="session")

@@ -409,15 +409,17 @@ def test_presets_aim_at_torchvision_figures_and_any_preset_takes_the_dataset(coc
 @pytest.mark.slow
 def test_coco_voc_fcn8s_preset_trains_end_to_end(coco_dir, tmp_path):
     """The preset's run, small: 2 steps at 64x64, validation and evaluation on 3 images."""
-    from fcn_tf import train as fcn_train
-    from fcn_tf.presets import PRESETS
+    from conftest import run_trainer
 
     cache = tmp_path / "masks"
-    config = PRESETS["coco_voc_fcn8s"].replace(
-        data_dir=coco_dir, dataset_options={"cache_dir": str(cache)}, val_split="train",
-        epochs=1, steps_per_epoch=2, validation_steps=3, eval_max_images=3, image_size=(64, 64),
-        precision="fp32", weights=None, runs_dir=str(tmp_path / "runs"), overlays=1, export=False)
-    metrics = fcn_train.train_and_evaluate(config, fcn_train.FAMILY)
+    runs = tmp_path / "runs"
+    run_trainer("fcn_tf.train", "--preset", "coco_voc_fcn8s", "--data-dir", coco_dir,
+                "--set", f"dataset_options.cache_dir={cache}", "--val-split", "train",
+                "--epochs", 1, "--steps-per-epoch", 2, "--set", "validation_steps=3",
+                "--eval-max-images", 3, "--image-size", 64, 64, "--precision", "fp32",
+                "--weights", "none", "--runs-dir", runs, "--overlays", 1, "--no-export")
+    with open(runs / "coco_voc_fcn8s" / "metrics.json") as f:
+        metrics = json.load(f)
     assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and len(metrics["per_class_iou"]) == 21
     with open(tmp_path / "runs" / "coco_voc_fcn8s" / "config.json") as f:
         recorded = json.load(f)
@@ -436,12 +438,11 @@ def test_coco_voc_fcn8s_preset_trains_end_to_end(coco_dir, tmp_path):
         os.symlink(os.path.join(src, "SegmentationClass", f"{item}.png"),
                    root / "SegmentationClass" / f"{item}.png")
     (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(ids) + "\n")
-    voc = PRESETS["voc_fcn8s"].replace(
-        data_dir=str(root), train_split="train",
-        val_split="train", epochs=1, steps_per_epoch=2, validation_steps=2, eval_max_images=2,
-        image_size=(64, 64), precision="fp32", init_from=str(tmp_path / "runs" / "coco_voc_fcn8s"),
-        runs_dir=str(tmp_path / "runs"), overlays=0, export=False)
-    fcn_train.train_and_evaluate(voc, fcn_train.FAMILY)
+    run_trainer("fcn_tf.train", "--preset", "voc_fcn8s", "--data-dir", root,
+                "--train-split", "train", "--val-split", "train", "--epochs", 1,
+                "--steps-per-epoch", 2, "--set", "validation_steps=2", "--eval-max-images", 2,
+                "--image-size", 64, 64, "--precision", "fp32", "--init-from",
+                runs / "coco_voc_fcn8s", "--runs-dir", runs, "--overlays", 0, "--no-export")
     with open(tmp_path / "runs" / "voc_fcn8s" / "config.json") as f:
         copied = json.load(f)["resolved"]["init_from_layers"]
     assert {"conv1_1", "fc6", "fc7", "score_fr", "score_pool4", "score_pool3"} <= set(copied)

@@ -131,11 +131,13 @@ def test_fcn_checks_its_model_options(capsys):
 
 @pytest.mark.slow
 def test_rerun_from_config_json_reproduces_the_configuration(tmp_path):
+    from conftest import run_trainer
+
     common = ["--runs-dir", str(tmp_path), "--no-export", "--overlays", "0"]
-    assert fcn_train.main(["--preset", "smoke", "--precision", "fp32", "--set", "epochs=1",
-                           "--learning-rate", "2e-4", *common]) == 0
+    run_trainer("fcn_tf.train", "--preset", "smoke", "--precision", "fp32", "--set", "epochs=1",
+                "--learning-rate", "2e-4", *common)
     first = json.loads((tmp_path / "smoke" / "config.json").read_text())
-    assert fcn_train.main(["--config", str(tmp_path / "smoke" / "config.json"), *common]) == 0
+    run_trainer("fcn_tf.train", "--config", tmp_path / "smoke" / "config.json", *common)
     second = json.loads((tmp_path / "smoke-2" / "config.json").read_text())
     assert second["name"] == "smoke-2" and second["learning_rate"] == 2e-4
     assert {k: v for k, v in second.items() if k != "name"} == \
@@ -147,8 +149,8 @@ def test_rerun_from_config_json_reproduces_the_configuration(tmp_path):
     for name in first_w:
         np.testing.assert_array_equal(first_w[name], second_w[name], err_msg=name)
     # --name chooses the directory instead.
-    assert fcn_train.main(["--config", str(tmp_path / "smoke" / "config.json"), "--name", "again",
-                           *common]) == 0
+    run_trainer("fcn_tf.train", "--config", tmp_path / "smoke" / "config.json", "--name", "again",
+                *common)
     assert json.loads((tmp_path / "again" / "config.json").read_text())["name"] == "again"
 
 

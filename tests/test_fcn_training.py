@@ -84,8 +84,9 @@ def test_mixed_precision_matches_fp32_loss():
 
 @pytest.mark.slow
 def test_main_job_writes_the_run_directory(tmp_path):
-    status = fcn_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path)])
-    assert status == 0
+    from conftest import run_trainer
+
+    run_trainer("fcn_tf.train", "--preset", "smoke", "--runs-dir", tmp_path)
     run = tmp_path / "smoke"
     for name in ("config.json", "metrics.json", "curves.png", "train_log.csv", "train.log",
                  "checkpoints/final.weights.h5", "saved_model/1/saved_model.pb",
