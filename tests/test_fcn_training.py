@@ -104,25 +104,6 @@ def test_main_job_writes_the_run_directory(tmp_path):
     assert "val_mean_iou" in metrics["history"] and len(metrics["history"]["loss"]) == 1
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            raise KeyboardInterrupt("simulated interruption after epoch 1")
-
-
-@pytest.mark.slow
-def test_interrupted_run_resumes_from_its_backup(tmp_path):
-    config = fcn_train.PRESETS["smoke"].replace(
-        runs_dir=str(tmp_path), epochs=2, export=False, overlays=0, optimizer="sgd")
-    with pytest.raises(KeyboardInterrupt):
-        fcn_train.train_and_evaluate(config, fcn_train.FAMILY, callbacks=[_Interrupt()])
-    assert os.listdir(tmp_path / "smoke" / "backup")
-    metrics = fcn_train.train_and_evaluate(config, fcn_train.FAMILY)
-    assert len(metrics["history"]["loss"]) == 2  # the record covers both epochs; only epoch 2 ran again
-    rows = (tmp_path / "smoke" / "train_log.csv").read_text().strip().splitlines()
-    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1"]
-
-
 @pytest.mark.slow
 def test_a_run_logs_no_tf_data_warnings(tmp_path):
     """No "did not fully read the dataset being cached" (a cache a short run never completes)
