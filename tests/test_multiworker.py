@@ -252,7 +252,7 @@ def test_killed_worker_stops_the_launch_and_rerun_resumes(tmp_path):
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     output = _Lines(process)
-    backup = runs / "smoke" / "backup" / "training_metadata.json"
+    backup = runs / "smoke" / "backup" / "state.zip"  # segcore.resume's backup
     try:
         deadline = time.monotonic() + 150
         while not backup.exists():
@@ -274,7 +274,9 @@ def test_killed_worker_stops_the_launch_and_rerun_resumes(tmp_path):
                      r"was lost during training", text), text[-3000:]
     assert "[launch] worker 0 exited with status 2" in text
     assert len(worker_temp_dirs(tmp_path)) == 1  # the killed worker could not clean up
-    restored_epoch = json.loads(backup.read_text())["epoch"]
+    from segcore.resume import read_backup_meta
+
+    restored_epoch = read_backup_meta(str(backup))["epoch"]  # the 0-based epoch it resumes at
     assert 1 <= restored_epoch < 5
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
