@@ -40,6 +40,7 @@ from segcore.errors import ConfigError, DataError
 from segcore.evaluate import evaluate_split
 from segcore.evaluate import jsonable as _jsonable
 from segcore.export import export_version
+from segcore.gradient_registry import releasing_custom_gradients
 from segcore.inference import make_predict_fn
 from segcore.layers import all_layers
 from segcore.losses import SegmentationCrossEntropy
@@ -440,8 +441,9 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
     callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
                                              write_graph=False)] + extra_callbacks
     try:
-        history = run.fit(task, train_stream, val_data, callbacks,
-                          validation_steps=config.validation_steps, verbose=config.verbose)
+        with releasing_custom_gradients():  # or the process keeps this network: see the module
+            history = run.fit(task, train_stream, val_data, callbacks,
+                              validation_steps=config.validation_steps, verbose=config.verbose)
     except tf.errors.OpError as error:
         raise distribute.lost_worker_error(error, cluster) \
             or image_io.data_error_from(error, f"{config.dataset}: ") from None

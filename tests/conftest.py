@@ -21,6 +21,8 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from segcore import gradient_registry  # noqa: E402
+
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
@@ -34,19 +36,20 @@ if os.environ.get("SEGCORE_DATASETS"):
 
 @pytest.fixture(autouse=True)
 def _release_memory():
-    """After every test: Keras' global state cleared and reference cycles collected, so
-    what can be freed of the networks a test built is freed before the next one (a
-    network that was trained stays: see `run_trainer`)."""
+    """After every test: Keras' global state cleared, TensorFlow's custom gradients
+    dropped (they keep every traced training step alive: segcore/gradient_registry.py)
+    and reference cycles collected, so the networks a test built are freed before the
+    next one."""
     yield
     keras.backend.clear_session()
+    gradient_registry.release(gradient_registry.custom_gradient_names())
     gc.collect()
 
 
 def run_trainer(module, *args, timeout=900):
     """`python -m MODULE ARGS` in a fresh process (exit status 0 asserted, its stderr shown
-    otherwise). End-to-end trainings run this way: Keras 3 keeps the variables of every
-    network trained in a process alive (keras-team/keras issue 20245, tf-keras issue 286),
-    1.5-2 GB per FCN-8s, which one pytest process cannot afford for every run."""
+    otherwise). End-to-end trainings of the command lines run this way, as a user runs
+    them, and what one run leaves in its process cannot add up in the suite's."""
     import subprocess
     import sys
 
