@@ -17,6 +17,7 @@ import sys
 import textwrap
 import zlib
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -42,7 +43,9 @@ def preset(family):
 
 
 def make_run(root, family_name, seed=0, **model):
-    """A finished run directory of the family's smoke preset with random weights."""
+    """A finished run directory of the family's smoke preset with random weights (the same
+    ones every time: `seed`)."""
+    keras.utils.set_random_seed(seed)
     config = preset(family_name)
     config = config.replace(precision="fp32", runs_dir=str(root), name=f"{family_name}_run",
                             model={**config.model, **model})
@@ -285,7 +288,7 @@ def test_tflite_agrees_with_the_saved_model_on_real_images(deeplab, datasets_roo
               read(datasets_root, os.path.join(KITTI_IMAGES, "um_000000.png"))[0][:, 300:800],
               read(datasets_root, os.path.join(KITTI_IMAGES, "um_000001.png"))[0][:, 600:1100]]
     serve = tf.saved_model.load(path).signatures["serving_class_ids"]
-    agreement = {}
+    agreement, errors = {}, {}
     for kind, file in written.items():
         interpreter = tf.lite.Interpreter(model_path=file)
         interpreter.allocate_tensors()
@@ -293,18 +296,27 @@ def test_tflite_agrees_with_the_saved_model_on_real_images(deeplab, datasets_roo
         assert list(inp["shape"]) == [1, 375, 500, 3] and inp["dtype"] == np.uint8
         ids_out = [d for d in interpreter.get_output_details() if d["dtype"] == np.uint8]
         assert len(ids_out) == 1 and list(ids_out[0]["shape"]) == [1, 375, 500]
-        same = []
+        probabilities_out = [d for d in interpreter.get_output_details() if d["dtype"] == np.float32]
+        same, error = [], []
         for frame in frames:
             interpreter.set_tensor(inp["index"], frame[None])
             interpreter.invoke()
             ids = interpreter.get_tensor(ids_out[0]["index"])
+            probabilities = interpreter.get_tensor(probabilities_out[0]["index"])
             reference = serve(images=tf.constant(frame[None]))["class_ids"].numpy()
             assert len(np.unique(reference)) > 1
             same.append(np.mean(ids == reference))
-        agreement[kind] = 100 * np.mean(same)
-    print(f"TFLite class-id agreement with the SavedModel: {agreement}")
-    assert agreement["float32"] >= 99.9
-    assert agreement["dynamic_range"] >= 95.0
+            expected = predict(frame[None]).numpy()
+            # |dp| relative to how far the float probabilities of a pixel lie from each other
+            error.append(np.abs(probabilities - expected).mean() / expected.std(-1).mean())
+        agreement[kind], errors[kind] = 100 * np.mean(same), np.mean(error)
+    print(f"TFLite class-id agreement with the SavedModel: {agreement}, relative |dp|: {errors}")
+    assert agreement["float32"] >= 99.9 and errors["float32"] < 1e-4
+    # int8 weights: probabilities within a few % of their spread (measured 3.8 %: a wrong
+    # scale or zero point gives > 100 %). The random network's classes are close calls, so
+    # some pixels flip: 95.8 % agree for these (seeded) weights.
+    assert errors["dynamic_range"] < 0.1
+    assert agreement["dynamic_range"] >= 90.0
 
 
 # --------------------------------------------------------------------------- official tools
