@@ -162,9 +162,10 @@ def report(results, figures, ceiling_options, args):
     if figures:
         print(f"Ceiling, measured at the start of this run: {ceiling.cap_note()}\n")
         print(ceiling.table(figures, **ceiling_options) + "\n")
-    print("### Training (GFLOP/img = 3 x forward)\n")
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "none")
+    print(f"### Training (GFLOP/img = 3 x forward; % of the ceiling above, oneDNN cap {cap})\n")
     print(step_table(results, figures, "train") + "\n")
-    print("### Inference\n")
+    print(f"### Inference (% of the ceiling above, oneDNN cap {cap})\n")
     print(step_table(results, figures, "infer"))
     loads = ", ".join(f"{r['network']} {r['precision']} {r['load_average']:.1f}"
                       for r in results if "error" not in r)
