@@ -74,25 +74,12 @@ def keras_hub_available():
 # --------------------------------------------------------------------------- models
 
 
-def build_deeplab_tf(backbone, precision, total_steps=1000):
-    from deeplab_tf.presets import PRESETS
-    from deeplab_tf.train import FAMILY
-    from segcore.losses import SegmentationCrossEntropy
-    from segcore.metrics import ConfusionMatrixMetric
-    from segcore.precision import dtype_policy, resolve_policy
-    from segcore.task import SegmentationTask
-    from segcore.training import make_optimizer, make_strategy
-
-    preset = PRESETS["voc_xception65_os16"]
-    config = preset.replace(batch_size=2, weights=None,
-                            model={**preset.model, "backbone": backbone, "sync_batch_norm": False})
-    policy = resolve_policy(precision)
-    with dtype_policy(policy), make_strategy(config.devices).scope():
-        network, _ = FAMILY.build(config, NUM_CLASSES)
-        task = SegmentationTask(network, FAMILY.preprocess)
-        task.compile(optimizer=make_optimizer(config, total_steps),
-                     loss=SegmentationCrossEntropy(NUM_CLASSES),
-                     metrics=[ConfusionMatrixMetric(NUM_CLASSES)])
+def build_deeplab_tf(backbone, precision, batch_size=2, size=(513, 513)):
+    """The task `python -m deeplab_tf.train --preset voc_xception65_os16` builds, `backbone`
+    swapped in (`common.build_preset_task`)."""
+    task, _, policy = common.build_preset_task("deeplab", "voc_xception65_os16", precision,
+                                               NUM_CLASSES, batch_size, size,
+                                               {"backbone": backbone})
     return task, policy
 
 
@@ -150,7 +137,8 @@ def measure(config):
     if config["model"] == "keras_hub":
         model, policy = build_keras_hub(config["precision"])
     else:
-        model, policy = build_deeplab_tf(config["backbone"], config["precision"])
+        model, policy = build_deeplab_tf(config["backbone"], config["precision"],
+                                         config["batch_size"], size)
     images, labels = synthetic_batch(config["batch_size"], size)
     if config["model"] == "keras_hub":
         images = images.astype(np.float32) / 127.5 - 1.0

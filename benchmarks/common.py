@@ -11,6 +11,9 @@
   (`resource.getrusage`), which never goes down: measure one configuration per
   process. `run_isolated` runs a script in a fresh interpreter and returns the
   dict it `emit_result`s, with its peak RSS, so peaks don't mix.
+* `build_preset_task(family, preset, precision, ...)` and `synthetic_batch`:
+  the network, task, loss, metric and optimiser a training run of a family's
+  preset builds (random weights), and one in-memory batch for it.
 * `markdown_table`, `ratio`, `machine_summary`: the printed report, pasteable
   into benchmarks/README.md.
 """
@@ -107,6 +110,69 @@ def run_isolated(argv, timeout=None, quiet_tensorflow=True):
             return json.loads(line[len(RESULT_MARKER):])
     tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-8:]
     return {"error": f"exit code {done.returncode}: " + " | ".join(tail)}
+
+
+# --------------------------------------------------------------------------- models
+
+PRESET_MODULES = {"deeplab": "deeplab_tf.presets", "fcn": "fcn_tf.presets", "unet": "unet_tf.presets"}
+
+
+def build_preset_task(family, preset, precision, num_classes, batch_size, size, model=None,
+                      adjust_network=None):
+    """(task, network, policy): what `python -m <family>_tf.train --preset <preset>` builds,
+    random weights, under `segcore.precision.resolve_policy(precision)`.
+
+    `model` updates the preset's model options (e.g. {"backbone": "resnet50"});
+    DeepLab's sync batch norm is off (one replica). The loss is
+    `SegmentationCrossEntropy(num_classes)` (no class or border weights), the
+    metric the `ConfusionMatrixMetric`, the optimiser the preset's (schedule over
+    1000 steps), under the training loop's one-device strategy.
+    `adjust_network(network)` runs inside the policy and strategy scopes, before
+    the task is made.
+    """
+    import importlib
+
+    from segcore.families import get_family
+    from segcore.losses import SegmentationCrossEntropy
+    from segcore.metrics import ConfusionMatrixMetric
+    from segcore.precision import dtype_policy, resolve_policy
+    from segcore.task import SegmentationTask
+    from segcore.training import make_optimizer, make_strategy
+
+    config = importlib.import_module(PRESET_MODULES[family]).PRESETS[preset]
+    options = dict(config.model, **(model or {}))
+    if family == "deeplab":
+        options["sync_batch_norm"] = False
+    config = config.replace(batch_size=batch_size, weights=None, model=options,
+                            image_size=tuple(size))
+    family_ = get_family(family)
+    policy = resolve_policy(precision)
+    with dtype_policy(policy), make_strategy(config.devices).scope():
+        network, _ = family_.build(config, num_classes)
+        if adjust_network:
+            adjust_network(network)
+        task = SegmentationTask(network, family_.preprocess)
+        task.compile(optimizer=make_optimizer(config, 1000),
+                     loss=SegmentationCrossEntropy(num_classes),
+                     metrics=[ConfusionMatrixMetric(num_classes)])
+    return task, network, policy
+
+
+def synthetic_batch(task, batch_size, size, num_classes, seed=0):
+    """(images, labels) tensors: uint8 random pixels [B, H, W, 3]; uint8 labels of the
+    task's output size, a class-k rectangle on background 0 per image."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    height, width = size
+    images = rng.integers(0, 256, (batch_size, height, width, 3), dtype=np.uint8)
+    out_h, out_w = task(images[:1]).shape[1:3]
+    labels = np.zeros((batch_size, out_h, out_w), np.uint8)
+    for b in range(batch_size):
+        labels[b, out_h // 4:3 * out_h // 4, out_w // 4:3 * out_w // 4] = \
+            rng.integers(1, num_classes)
+    return tf.constant(images), tf.constant(labels)
 
 
 # --------------------------------------------------------------------------- report

@@ -53,7 +53,6 @@ import common  # noqa: E402
 sys.path.insert(0, common.REPO_ROOT)
 
 DEFAULT_PRESETS = {"deeplab": "voc_xception65_os16", "fcn": "kitti_fcn8s", "unet": "isbi_unet_small"}
-PRESET_MODULES = {"deeplab": "deeplab_tf.presets", "fcn": "fcn_tf.presets", "unet": "unet_tf.presets"}
 PRECISIONS = ("fp32", "mixed")
 
 # (category, predicate on (op type, op name, backward?)); first match wins.
@@ -180,53 +179,20 @@ def parse_value(text):
 def build_task(args, precision, keras_batch_norm=False):
     """(task, network, policy) of the preset's training run under `precision`;
     `keras_batch_norm`: DeepLab's batch norm on Keras's own (unfused) code path."""
-    import importlib
-
-    from segcore.families import get_family
-    from segcore.losses import SegmentationCrossEntropy
-    from segcore.metrics import ConfusionMatrixMetric
-    from segcore.precision import dtype_policy, resolve_policy
-    from segcore.task import SegmentationTask
-    from segcore.training import make_optimizer, make_strategy
-
-    presets = importlib.import_module(PRESET_MODULES[args.family]).PRESETS
-    preset = presets[args.preset or DEFAULT_PRESETS[args.family]]
-    model = dict(preset.model)
+    model = {}
     if args.backbone:
         model["backbone"] = args.backbone
-    if args.family == "deeplab":
-        model["sync_batch_norm"] = False
     for item in args.set:
         key, _, value = item.partition("=")
         model[key] = parse_value(value)
-    config = preset.replace(batch_size=args.batch_size, weights=None, model=model,
-                            image_size=tuple(args.size))
-    family = get_family(args.family)
-    policy = resolve_policy(precision)
-    with dtype_policy(policy), make_strategy(config.devices).scope():
-        network, _ = family.build(config, args.num_classes)
-        if keras_batch_norm:
-            set_fused_batch_norm(network, False)
-        task = SegmentationTask(network, family.preprocess)
-        task.compile(optimizer=make_optimizer(config, 1000),
-                     loss=SegmentationCrossEntropy(args.num_classes),
-                     metrics=[ConfusionMatrixMetric(args.num_classes)])
-    return task, network, policy
+    adjust = (lambda network: set_fused_batch_norm(network, False)) if keras_batch_norm else None
+    return common.build_preset_task(args.family, args.preset or DEFAULT_PRESETS[args.family],
+                                    precision, args.num_classes, args.batch_size, args.size,
+                                    model, adjust)
 
 
 def synthetic_batch(task, args):
-    import numpy as np
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    height, width = args.size
-    images = rng.integers(0, 256, (args.batch_size, height, width, 3), dtype=np.uint8)
-    out_h, out_w = task(images[:1]).shape[1:3]
-    labels = np.zeros((args.batch_size, out_h, out_w), np.uint8)
-    for b in range(args.batch_size):
-        labels[b, out_h // 4:3 * out_h // 4, out_w // 4:3 * out_w // 4] = \
-            rng.integers(1, args.num_classes)
-    return tf.constant(images), tf.constant(labels)
+    return common.synthetic_batch(task, args.batch_size, args.size, args.num_classes)
 
 
 def set_fused_batch_norm(network, fused):
