@@ -24,6 +24,10 @@ then mixed (`segcore.precision.resolve_policy("mixed")`: mixed_bfloat16 on a
 CPU). Train img/s = batch / median `train_on_batch` time after the warm-up
 steps; infer img/s the same for `predict_on_batch`.
 
+`--before` adds, for each DeepLab network, the same rows with issue 16's speed
+fixes off (`common.deeplab_speed_fixes(False)`: Keras's unfused batch norm and
+Keras's space-to-batch dilated Conv2D) and a table of after / before ratios.
+
 GFLOP per image: `flops.forward_flops` of the task (preprocessing + network,
 batch 1, the run's input size): 2 x the multiply-adds of its convolutions,
 depthwise and transposed convolutions and matmuls, counted by TensorFlow's
@@ -91,6 +95,8 @@ def measure(config):
 
     import flops
 
+    if config.get("before"):
+        common.deeplab_speed_fixes(False)
     keras.utils.set_random_seed(0)
     size, batch = tuple(config["size"]), config["batch_size"]
     task, network, policy = common.build_preset_task(
@@ -111,16 +117,21 @@ def measure(config):
             "load_average": (load_before + os.getloadavg()[0]) / 2}
 
 
+BEFORE = " before"   # suffix of a network's row with issue 16's DeepLab fixes off
+
+
 def configurations(args):
     rows = []
     for label in args.networks:
         net = NETWORKS[label]
-        for precision in args.precisions:
-            rows.append({"network": label, "family": net.family, "preset": net.preset,
-                         "model": net.model, "precision": precision,
-                         "size": list(net.quick_size if args.quick else net.size),
-                         "batch_size": net.batch_size, "num_classes": net.num_classes,
-                         "steps": args.steps, "warmup": args.warmup})
+        variants = [True, False] if args.before and net.family == "deeplab" else [False]
+        for before in variants:
+            for precision in args.precisions:
+                rows.append({"network": label + (BEFORE if before else ""), "family": net.family,
+                             "preset": net.preset, "model": net.model, "precision": precision,
+                             "size": list(net.quick_size if args.quick else net.size),
+                             "batch_size": net.batch_size, "num_classes": net.num_classes,
+                             "steps": args.steps, "warmup": args.warmup, "before": before})
     return rows
 
 
@@ -158,6 +169,25 @@ def step_table(results, figures, step):
     return common.markdown_table(headers, rows)
 
 
+def fixes_table(results):
+    """After / before issue 16's DeepLab fixes: train and inference img/s ratios."""
+    rate = {(r["network"], r["precision"]): r for r in results if "error" not in r}
+    headers = ["network", "precision", "train img/s before", "train img/s after", "train after / before",
+               "infer img/s before", "infer img/s after", "infer after / before"]
+    rows = []
+    for (label, precision), before in rate.items():
+        if not label.endswith(BEFORE):
+            continue
+        after = rate.get((label[:-len(BEFORE)], precision))
+        row = [label[:-len(BEFORE)], precision]
+        for step in ("train", "infer"):
+            key = f"{step}_rate"
+            row += [common.number(before[key]), common.number(after and after[key]),
+                    common.ratio(after and after[key], before[key])]
+        rows.append(row)
+    return common.markdown_table(headers, rows)
+
+
 def report(results, figures, ceiling_options, args):
     if figures:
         print(f"Ceiling, measured at the start of this run: {ceiling.cap_note()}\n")
@@ -167,6 +197,10 @@ def report(results, figures, ceiling_options, args):
     print(step_table(results, figures, "train") + "\n")
     print(f"### Inference (% of the ceiling above, oneDNN cap {cap})\n")
     print(step_table(results, figures, "infer"))
+    if args.before:
+        print("\n### DeepLab before / after issue 16's fixes (rows 'before': Keras's batch norm "
+              "and Keras's space-to-batch dilated Conv2D)\n")
+        print(fixes_table(results))
     loads = ", ".join(f"{r['network']} {r['precision']} {r['load_average']:.1f}"
                       for r in results if "error" not in r)
     print(f"\nload average during each row: {loads}")
@@ -187,6 +221,9 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3)")
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
+    parser.add_argument("--before", action="store_true",
+                        help="also measure each DeepLab network with issue 16's fixes off "
+                             "(common.deeplab_speed_fixes), in the same run")
     parser.add_argument("--timeout", type=float, default=3600,
                         help="seconds allowed for one configuration")
     parser.add_argument("--child", help=argparse.SUPPRESS)

@@ -158,6 +158,16 @@ def build_preset_task(family, preset, precision, num_classes, batch_size, size, 
     return task, network, policy
 
 
+def deeplab_speed_fixes(enabled):
+    """Switch issue 16's DeepLab speed fixes for networks built from now on in this process:
+    `deeplab_tf.aspp.FusedBatchNormalization.fused` (fused batch norm) and
+    `deeplab_tf.atrous.AtrousConv2D.native` (dilated Conv2D without space-to-batch).
+    Off is the code before the fixes, the benchmarks' "before" baseline."""
+    from deeplab_tf.aspp import FusedBatchNormalization
+    from deeplab_tf.atrous import AtrousConv2D
+    FusedBatchNormalization.fused = AtrousConv2D.native = bool(enabled)
+
+
 def synthetic_batch(task, batch_size, size, num_classes, seed=0):
     """(images, labels) tensors: uint8 random pixels [B, H, W, 3]; uint8 labels of the
     task's output size, a class-k rectangle on background 0 per image."""

@@ -176,16 +176,16 @@ def parse_value(text):
         return text
 
 
-def build_task(args, precision, keras_batch_norm=False):
+def build_task(args, precision, baseline=None):
     """(task, network, policy) of the preset's training run under `precision`;
-    `keras_batch_norm`: DeepLab's batch norm on Keras's own (unfused) code path."""
+    `baseline` (a key of BASELINES): that DeepLab speed fix switched off."""
     model = {}
     if args.backbone:
         model["backbone"] = args.backbone
     for item in args.set:
         key, _, value = item.partition("=")
         model[key] = parse_value(value)
-    adjust = (lambda network: set_fused_batch_norm(network, False)) if keras_batch_norm else None
+    adjust = BASELINES[baseline] if baseline else None
     return common.build_preset_task(args.family, args.preset or DEFAULT_PRESETS[args.family],
                                     precision, args.num_classes, args.batch_size, args.size,
                                     model, adjust)
@@ -205,15 +205,32 @@ def set_fused_batch_norm(network, fused):
     return len(layers)
 
 
+def set_native_atrous(network, native):
+    """Switch every `deeplab_tf.atrous.AtrousConv2D` of `network`; returns their number."""
+    from deeplab_tf.atrous import AtrousConv2D
+    from segcore.layers import all_layers
+    layers = [l for l in all_layers(network) if isinstance(l, AtrousConv2D)]
+    for layer in layers:
+        layer.native = native
+    return len(layers)
+
+
+# Row label suffix -> how the network of that "before" row is changed (issue 16's fixes off).
+BASELINES = {
+    "keras-BN": lambda network: set_fused_batch_norm(network, False),
+    "keras-atrous": lambda network: set_native_atrous(network, False),
+}
+
+
 def nested_layer_names(network):
     from segcore.layers import all_layers
     return {layer.name for layer in all_layers(network)}
 
 
-def profile_precision(args, precision, logdir, keras_batch_norm=False):
+def profile_precision(args, precision, logdir, baseline=None):
     import tensorflow as tf
 
-    task, network, policy = build_task(args, precision, keras_batch_norm)
+    task, network, policy = build_task(args, precision, baseline)
     images, labels = synthetic_batch(task, args)
 
     def step():
@@ -307,6 +324,9 @@ def main(argv=None):
     parser.add_argument("--keras-batch-norm", action="store_true",
                         help="deeplab: also profile each precision with Keras's unfused batch "
                              "norm (the code before issue 16's fix), in the same process")
+    parser.add_argument("--keras-atrous", action="store_true",
+                        help="deeplab: also profile each precision with Keras's space-to-batch "
+                             "dilated Conv2D (the code before issue 16's deeplab_tf.atrous)")
     parser.add_argument("--keep-profile", metavar="DIR",
                         help="write the profiles here (TensorBoard's profile tab reads them)")
     args = parser.parse_args(argv)
@@ -337,13 +357,14 @@ def main(argv=None):
     results = {}
     try:
         # The baseline (before) first, then the code as it is (after).
-        variants = [True, False] if args.keras_batch_norm else [False]
+        baselines = [b for b, asked in (("keras-BN", args.keras_batch_norm),
+                                        ("keras-atrous", args.keras_atrous)) if asked]
         for precision in args.precisions:
-            for keras_bn in variants:
-                label = precision + (" keras-BN" if keras_bn else "")
+            for baseline in baselines + [None]:
+                label = precision + (f" {baseline}" if baseline else "")
                 print(f"profiling {label} ...", file=sys.stderr, flush=True)
                 results[label] = profile_precision(
-                    args, precision, os.path.join(root, label.replace(" ", "_")), keras_bn)
+                    args, precision, os.path.join(root, label.replace(" ", "_")), baseline)
         rates, cpu = interleaved_rates(results, args) if args.timed else ({}, {})
     finally:
         if not args.keep_profile:

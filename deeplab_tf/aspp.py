@@ -31,6 +31,8 @@ s*i), so for sizes s*k + 1 (VOC's 513) corner alignment is exact.
 import keras
 import tensorflow as tf
 
+from deeplab_tf.atrous import conv2d
+
 HEAD_BN_MOMENTUM = 0.9997
 HEAD_BN_EPSILON = 1e-5
 
@@ -123,9 +125,8 @@ def batch_norm(name, momentum=HEAD_BN_MOMENTUM, epsilon=HEAD_BN_EPSILON, synchro
 def conv_bn_relu(x, filters, kernel_size, name, rate=1, bn=None):
     """Convolution (no bias) -> BN -> ReLU, named `name`, `name_bn`, `name_relu`."""
     bn = bn or {}
-    x = keras.layers.Conv2D(
-        filters, kernel_size, padding="same", dilation_rate=rate, use_bias=False, name=name
-    )(x)
+    x = conv2d(filters, kernel_size, padding="same", dilation_rate=rate, use_bias=False,
+               name=name)(x)
     x = batch_norm(f"{name}_bn", **bn)(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 

@@ -6,7 +6,8 @@ The layers are those of `keras.applications.resnet` (`conv1_pad`, `conv1_conv`,
 the same names, shapes, biases and batch-norm epsilon (1.001e-5), so ImageNet
 weights copy over by layer name. Keras's ResNet v1 puts a stage's stride in the
 first block's 1x1 convolutions (`_1_conv` and the shortcut `_0_conv`); atrous
-convolution only changes strides and dilation rates, never a weight shape.
+convolution only changes strides and dilation rates, never a weight shape (a dilated
+3x3 is `deeplab_tf.atrous.AtrousConv2D`: a `Conv2D` that skips Keras's space-to-batch).
 
 Output stride (DeepLabv3 section 3.2, `stack_blocks_dense`): once the running
 stride equals `output_stride`, the next stage keeps stride 1 and its 3x3
@@ -40,6 +41,7 @@ from segcore.errors import ConfigError
 from segcore.pretrained import WeightsUnavailable
 
 from deeplab_tf.aspp import batch_norm
+from deeplab_tf.atrous import conv2d
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +63,7 @@ def bottleneck(x, filters, stride, rate, conv_shortcut, name, bn):
     x = keras.layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
     x = batch_norm(f"{name}_1_bn", **bn)(x)
     x = keras.layers.Activation("relu", name=f"{name}_1_relu")(x)
-    x = keras.layers.Conv2D(
-        filters, 3, padding="same", dilation_rate=rate, name=f"{name}_2_conv"
-    )(x)
+    x = conv2d(filters, 3, padding="same", dilation_rate=rate, name=f"{name}_2_conv")(x)
     x = batch_norm(f"{name}_2_bn", **bn)(x)
     x = keras.layers.Activation("relu", name=f"{name}_2_relu")(x)
     x = keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)

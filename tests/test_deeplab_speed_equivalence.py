@@ -3,12 +3,16 @@
 path, layer by layer and on a whole network's training step (outputs, gradients, moving
 averages), in float32 and mixed_bfloat16."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from deeplab_tf.aspp import FusedBatchNormalization, batch_norm
+from deeplab_tf.atrous import AtrousConv2D
+from deeplab_tf.atrous import conv2d as atrous_conv2d
 from deeplab_tf.model import build_deeplabv3plus
 from segcore.layers import all_layers
 from segcore.precision import dtype_policy
@@ -174,3 +178,78 @@ def test_network_training_step_unchanged_mixed_bfloat16(float64_reference):
         fused_error, plain_error = _relative(fused[i], exact[i]), _relative(plain[i], exact[i])
         assert fused_error < 1.25 * plain_error + slack, (i, fused_error, plain_error)
     assert _relative(fused[2], exact[2]) < 1e-3
+
+
+# --- deeplab_tf.atrous: a dilated Conv2D without Keras's space-to-batch ---------------------
+
+def _graph_op_types(layer, shape):
+    function = tf.function(lambda x: layer(x)).get_concrete_function(tf.TensorSpec(shape))
+    return {op.type for op in function.graph.get_operations()}
+
+
+def test_keras_dilated_conv2d_still_uses_space_to_batch():
+    """What `AtrousConv2D` works around: fails when Keras / TensorFlow run a dilated
+    Conv2D natively themselves (then drop deeplab_tf/atrous.py)."""
+    layer = keras.layers.Conv2D(4, 3, padding="same", dilation_rate=2)
+    types = _graph_op_types(layer, (1, 9, 9, 3))
+    assert {"SpaceToBatchND", "BatchToSpaceND"} <= types, types
+    native = _graph_op_types(AtrousConv2D(4, 3, padding="same", dilation_rate=2), (1, 9, 9, 3))
+    assert "SpaceToBatchND" not in native and "Conv2D" in native, native
+
+
+@pytest.mark.parametrize("rate,padding,bias,shape", [
+    (2, "same", True, (2, 17, 17, 8)), (4, "same", False, (1, 33, 21, 8)),
+    (8, "same", True, (2, 13, 13, 8)),   # rate 8 on 13 pixels: the taps mostly fall on padding
+    (3, "valid", True, (1, 16, 15, 8)), ((2, 3), "same", True, (1, 11, 14, 8)),
+])
+def test_atrous_conv2d_equals_keras_conv2d(rate, padding, bias, shape):
+    """Same output and same gradients (input, kernel, bias) as Keras's Conv2D with the same
+    weights, within float32 rounding (the weights are N(0, 1), so values reach ~50); rate 1
+    keeps Keras's layer."""
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.normal(size=shape), tf.float32)
+    options = dict(filters=6, kernel_size=3, padding=padding, dilation_rate=rate, use_bias=bias)
+    reference, atrous = keras.layers.Conv2D(**options), AtrousConv2D(**options)
+    reference.build(shape)
+    atrous.build(shape)
+    atrous.set_weights([rng.normal(size=w.shape) for w in reference.get_weights()])
+    reference.set_weights(atrous.get_weights())
+    results = []
+    for layer in (reference, atrous):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.sin(y))
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_variables])])
+    assert results[0][0].shape == results[1][0].shape
+    for name, a, b in zip(["output", "d input", "d kernel", "d bias"], *results):
+        # Sums of up to 72 products in another order: rounding relative to the largest value.
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=2e-5 * np.abs(a).max(), err_msg=name)
+    assert type(atrous_conv2d(6, 3, dilation_rate=1)) is keras.layers.Conv2D
+    assert type(atrous_conv2d(6, 3, dilation_rate=rate)) is AtrousConv2D
+
+
+def test_atrous_conv2d_serialises_and_runs_mixed_bfloat16():
+    layer = atrous_conv2d(4, 3, padding="same", dilation_rate=4, name="conv5_block3_2_conv")
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert type(clone) is AtrousConv2D and clone.dilation_rate == (4, 4)
+    with dtype_policy("mixed_bfloat16"):
+        layer = AtrousConv2D(4, 3, padding="same", dilation_rate=2)
+        y = layer(tf.ones((1, 9, 9, 3)))
+    assert y.dtype == tf.bfloat16 and layer.kernel.dtype == tf.float32
+
+
+def test_resnet_dilated_convolutions_are_atrous_conv2d():
+    """At OS16 exactly the three 3x3s of conv5 are dilated (rates 2, 4, 8 with multi-grid):
+    those, and only those, are AtrousConv2D; the network's graph has no space-to-batch
+    outside the depthwise ASPP branches."""
+    network = build_deeplabv3plus(num_classes=3, backbone="resnet50", input_shape=(65, 65, 3))
+    atrous = {l.name: l.dilation_rate for l in all_layers(network) if isinstance(l, AtrousConv2D)}
+    assert atrous == {"conv5_block1_2_conv": (2, 2), "conv5_block2_2_conv": (4, 4),
+                      "conv5_block3_2_conv": (8, 8)}
+    function = tf.function(lambda x: network(x, training=True)).get_concrete_function(
+        tf.TensorSpec((1, 65, 65, 3)))
+    scopes = {op.name.split("/")[1] for op in function.graph.get_operations()
+              if op.type == "SpaceToBatchND"}
+    assert {re.sub(r"_\d+$", "", s) for s in scopes} == {
+        "aspp1_depthwise", "aspp2_depthwise", "aspp3_depthwise"}, scopes
