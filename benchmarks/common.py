@@ -30,10 +30,12 @@ import subprocess
 import sys
 import time
 
-from segcore.onednn import cpu_flags  # noqa: E402  (importing segcore applies the AMX cap)
-
 RESULT_MARKER = "BENCH_RESULT "
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:  # the checkout, also from a venv without the package (bench_deeplab)
+    sys.path.insert(0, REPO_ROOT)
+
+from segcore.onednn import cpu_flags  # noqa: E402  (importing segcore applies the AMX cap)
 
 
 # --------------------------------------------------------------------------- timing
