@@ -11,7 +11,10 @@ TensorFlow registers), restricted to the ops of the weighted layers:
     Conv2DBackpropInput     Conv2DTranspose (in a forward graph nothing else makes it)
     MatMul, BatchMatMul*    Dense
 
-Each is 2 x its multiply-adds (a multiply and an add per MAC). Bias adds,
+Each is 2 x its multiply-adds (a multiply and an add per MAC). A dilated Conv2D
+is the layer's count only when it is one Conv2D op (`deeplab_tf.atrous.AtrousConv2D`):
+Keras's own layer runs it on a space-to-batch copy padded to a multiple of the rate,
+and its Conv2D op is counted at that padded size (more than the layer computes). Bias adds,
 activations, batch norm, pooling, resizes and the loss are left out: they are
 memory-bound and a few per cent of the arithmetic.
 

@@ -40,6 +40,18 @@ def test_valid_strided_and_atrous_conv2d():
     assert flops.forward_flops(model, (1, 10, 10, 8)) == 2 * 3 * 3 * 8 * 16 * 100
 
 
+def test_dilated_conv2d_counts_its_own_multiply_adds_only_as_one_op():
+    """Rate 8 'same' on 13x13: 169 outputs x 3x3x8 MACs per output channel as AtrousConv2D
+    (one Conv2D op); Keras's layer convolves a space-to-batch copy of the input padded
+    from 13x13 to 16x16 (a multiple of the rate): 64 blocks of 2x2 outputs, 256 counted."""
+    from deeplab_tf.atrous import AtrousConv2D
+    options = dict(filters=16, kernel_size=3, padding="same", dilation_rate=8)
+    native = one_layer(AtrousConv2D(**options), (13, 13, 8))
+    assert flops.forward_flops(native, (1, 13, 13, 8)) == 2 * 3 * 3 * 8 * 16 * 169
+    keras_layer = one_layer(keras.layers.Conv2D(**options), (13, 13, 8))
+    assert flops.forward_flops(keras_layer, (1, 13, 13, 8)) == 2 * 3 * 3 * 8 * 16 * 256
+
+
 def test_depthwise_separable_transpose_and_dense():
     depthwise = one_layer(keras.layers.DepthwiseConv2D(3, padding="same"), (10, 10, 8))
     assert flops.forward_flops(depthwise, (1, 10, 10, 8)) == 2 * 3 * 3 * 8 * 100
