@@ -40,9 +40,13 @@ KERNELS = ("matmul", "conv3x3")
 
 def cap_note():
     """One line: which oneDNN ISA cap the figures were measured under."""
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    if cap:
+    from segcore import onednn
+    cap = os.environ.get(onednn.VARIABLE)
+    if cap == onednn.CAP:
         return f"oneDNN ISA cap {cap} in force (segcore/onednn.py; AMX kernels off), as in training"
+    if cap:
+        return (f"oneDNN ISA cap {cap}, set by the user (not segcore's {onednn.CAP}: AMX kernels "
+                "on where the CPU has them and the cap allows)")
     return "no oneDNN ISA cap in force (this CPU has no AMX, or segcore/onednn.py was bypassed)"
 
 
