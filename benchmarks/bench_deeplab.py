@@ -48,7 +48,6 @@ installed there.) Without keras_hub the script stops with this message, unless
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -208,13 +207,10 @@ def main(argv=None):
     parser.add_argument("--precisions", nargs="+", default=None, choices=PRECISIONS,
                         help="default: fp32 and mixed (fp32 only with --quick)")
     parser.add_argument("--no-keras-hub", action="store_true", help="skip the keras-hub rows")
-    parser.add_argument("--timeout", type=float, default=3600,
-                        help="seconds allowed for one configuration")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    common.add_isolation_arguments(parser)
     args = parser.parse_args(argv)
 
-    if args.child:
-        common.emit_result(measure(json.loads(args.child)))
+    if common.run_child(args, measure):
         return 0
     if not args.no_keras_hub:
         missing = keras_hub_available()
@@ -224,8 +220,7 @@ def main(argv=None):
             return 2
     if args.precisions is None:
         args.precisions = ["fp32"] if args.quick else list(PRECISIONS)
-    args.steps = args.steps or (2 if args.quick else 10)
-    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    common.default_steps(args, quick=(2, 1), full=(10, 3))
     print(__doc__.splitlines()[0])
     print(common.machine_summary())
     print(f"DeepLabv3+, batch {args.batch_size}, {NUM_CLASSES} classes, {args.warmup} warm-up + "
@@ -234,7 +229,7 @@ def main(argv=None):
     for config in configurations(args):
         label = f"{config['model']} {config['backbone']} {config['precision']}"
         print(f"measuring {label} ...", file=sys.stderr, flush=True)
-        result = common.run_isolated([os.path.abspath(__file__), "--child", json.dumps(config)],
+        result = common.run_isolated(common.child_argv(__file__, config),
                                      timeout=args.timeout)
         results.append(dict(config, **result))
     report(results, args)

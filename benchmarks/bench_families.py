@@ -41,7 +41,6 @@ float32 ceiling, mixed rows against the bfloat16 one.
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 
@@ -228,16 +227,12 @@ def main(argv=None):
     parser.add_argument("--before", action="store_true",
                         help="also measure each DeepLab network with issue 16's fixes off "
                              "(common.deeplab_speed_fixes), in the same run")
-    parser.add_argument("--timeout", type=float, default=3600,
-                        help="seconds allowed for one configuration")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    common.add_isolation_arguments(parser)
     args = parser.parse_args(argv)
 
-    if args.child:
-        common.emit_result(measure(json.loads(args.child)))
+    if common.run_child(args, measure):
         return 0
-    args.steps = args.steps or (2 if args.quick else 10)
-    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    common.default_steps(args, quick=(2, 1), full=(10, 3))
     print(__doc__.splitlines()[0])
     print(common.machine_summary())
     print(f"{args.warmup} warm-up + {args.steps} timed steps per figure, random weights, "
@@ -252,7 +247,7 @@ def main(argv=None):
     results = []
     for config in configurations(args):
         print(f"measuring {config['network']} {config['precision']} ...", file=sys.stderr, flush=True)
-        result = common.run_isolated([os.path.abspath(__file__), "--child", json.dumps(config)],
+        result = common.run_isolated(common.child_argv(__file__, config),
                                      timeout=args.timeout)
         results.append(dict(config, **result))
     report(results, figures, measured.get("options", {}), args)

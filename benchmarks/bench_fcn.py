@@ -35,7 +35,6 @@ That figure was measured on a CPU with AVX-512 BF16; where bfloat16 is emulated
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -182,7 +181,7 @@ def training_configuration(batch_size=2, size=DEFAULT_SIZE, steps=20, warmup=3, 
 
 def run_configuration(config, timeout=None):
     """`measure(config)` in a fresh Python process (so its peak RSS is its own)."""
-    return common.run_isolated([os.path.abspath(__file__), "--child", json.dumps(config)],
+    return common.run_isolated(common.child_argv(__file__, config),
                                timeout=timeout)
 
 
@@ -239,16 +238,12 @@ def main(argv=None):
     parser.add_argument("--precisions", nargs="+", default=["fp32", "mixed"],
                         choices=["fp32", "mixed"],
                         help="fcn_tf rows to measure (the plain fp32 baseline always runs)")
-    parser.add_argument("--timeout", type=float, default=3600,
-                        help="seconds allowed for one configuration")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    common.add_isolation_arguments(parser)
     args = parser.parse_args(argv)
 
-    if args.child:
-        common.emit_result(measure(json.loads(args.child)))
+    if common.run_child(args, measure):
         return 0
-    args.steps = args.steps or (3 if args.quick else 20)
-    args.warmup = args.warmup if args.warmup is not None else (2 if args.quick else 3)
+    common.default_steps(args, quick=(3, 2), full=(20, 3))
     print(__doc__.splitlines()[0])
     print(common.machine_summary())
     print(f"FCN-8s, {args.size[0]}x{args.size[1]}, batch {args.batch_size}, {NUM_CLASSES} classes, "

@@ -18,6 +18,7 @@
   into benchmarks/README.md.
 """
 
+import argparse
 import dataclasses
 import importlib.metadata
 import json
@@ -91,6 +92,35 @@ def emit_result(result):
     """Print `result` (a JSON-able dict) with this process's peak RSS, for `run_isolated`."""
     document = dict(result, peak_rss_mb=peak_rss_mb())
     print(RESULT_MARKER + json.dumps(document), flush=True)
+
+
+def add_isolation_arguments(parser):
+    """--timeout (per configuration) and the hidden --child of a script whose rows each run
+    in a fresh process (`run_isolated` of the script itself with --child CONFIG_JSON)."""
+    parser.add_argument("--timeout", type=float, default=3600,
+                        help="seconds allowed for one configuration")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+
+
+def run_child(args, measure):
+    """In a --child process, measure its configuration and emit the result; returns whether
+    this process was one (then the script's main returns)."""
+    if not args.child:
+        return False
+    emit_result(measure(json.loads(args.child)))
+    return True
+
+
+def child_argv(script, config):
+    """`run_isolated` argv measuring `config` in a fresh process of `script`."""
+    return [os.path.abspath(script), "--child", json.dumps(config)]
+
+
+def default_steps(args, quick, full):
+    """Fill --steps / --warmup left unset: (steps, warmup) `quick` with --quick, else `full`."""
+    steps, warmup = quick if args.quick else full
+    args.steps = args.steps or steps
+    args.warmup = args.warmup if args.warmup is not None else warmup
 
 
 def run_isolated(argv, timeout=None, quiet_tensorflow=True):
