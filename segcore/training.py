@@ -329,6 +329,9 @@ def _setup_logging(run_dir):
         stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(stream)
     root.setLevel(logging.INFO)
+    # absl's INFO records are TensorFlow's internals (a SavedModel export logs one line of
+    # thousands of characters per signature about renamed capture names): warnings and up only.
+    logging.getLogger("absl").setLevel(logging.WARNING)
     return handler
 
 

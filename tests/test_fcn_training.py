@@ -102,6 +102,10 @@ def test_main_job_writes_the_run_directory(tmp_path):
     assert metrics["pixel_accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
     assert set(metrics["road"]) == {"max_f", "ap", "precision", "recall", "fpr", "fnr", "threshold"}
     assert "val_mean_iou" in metrics["history"] and len(metrics["history"]["loss"]) == 1
+    # The export's absl INFO chatter (a line of thousands of characters per signature about
+    # renamed capture names) stays out of the run's log; the export's own lines stay in.
+    log = (run / "train.log").read_text()
+    assert " INFO absl: " not in log and "saved_model" in log
 
 
 @pytest.mark.slow
