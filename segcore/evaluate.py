@@ -7,6 +7,8 @@
         --crop 769 769
     python -m segcore.evaluate --model runs/fcn_kitti --dataset kitti_road --data-dir data \\
         --split val --crf
+    python -m segcore.evaluate --model runs/isbi_unet --dataset isbi2012 \\
+        --data-dir data/isbi2012 --split val
 
 `--model` is a SavedModel written by `segcore.export` (signatures
 `serving_default` and `metadata`) or a run directory holding one in
@@ -44,10 +46,16 @@ Output (`--out`, default `eval_<dataset>_<split>` beside the SavedModel):
 metrics.json (pixel accuracy, mean accuracy, mean IoU, frequency-weighted IoU,
 per-class accuracy and IoU (null for a class absent from both ground truth
 and predictions), the confusion matrix (rows ground truth, columns
-prediction), and for the two-class KITTI road task ("not_road", "road") the
-devkit's MaxF, AP, precision, recall, FPR and FNR at the MaxF threshold),
-confusion_matrix.png, per_class_iou.png and, with `--overlays N`, overlay
-figures. The scores are printed too.
+prediction), the dataset's own scores (`segcore.dataset_scores`): for the
+KITTI road task ("not_road", "road") under "road" the devkit's MaxF, AP,
+precision, recall, FPR and FNR at the MaxF threshold, for ISBI 2012 ("cell",
+"membrane") under "isbi" the challenge's pixel, Rand and warping errors and
+cell IoU, as the trainer's metrics.json has them; and under "baseline" the
+same scores of the trivial predictors on the same pixels (`segcore.baseline`:
+the majority class everywhere, a constant road probability, the map "cell
+interior everywhere"), confusion_matrix.png, per_class_iou.png and, with
+`--overlays N`, overlay figures. The scores are printed too, each with its
+baseline beside it.
 
 Exit status: 0 success, 2 bad input (a one-line message naming the file or
 argument).
@@ -66,21 +74,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from segcore import baseline
 from segcore import data as datasets
+from segcore import dataset_scores
 from segcore.crf import DEEPLAB_CRF_PARAMS, dense_crf
 from segcore.data.images import data_error_from
+from segcore.dataset_scores import ROAD_CLASSES
 from segcore.errors import ConfigError, DataError, SegmentationError
 from segcore.exit_status import exit_status
 from segcore.export import find_saved_model, load_serving
 from segcore.inference import resize_aligned, scale_dimension
-from segcore.metrics import RoadHistogram, segmentation_scores
+from segcore.metrics import segmentation_scores
 from segcore.metrics import confusion_matrix as confusion_matrix_fn
 from segcore.options import key_value
 from segcore.visualize import overlay, plot_confusion_matrix, plot_per_class_iou, side_by_side
 
 log = logging.getLogger("segcore.evaluate")
-
-ROAD_CLASSES = ("not_road", "road")
 
 
 # --------------------------------------------------------------------------- the SavedModel
@@ -312,15 +321,17 @@ def evaluate_split(predict, dataset, info, num_classes, max_images=None, overlay
     Each image is predicted at its own resolution (the predict function resizes
     internally if the network needs it); labels are never resized. Returns
     `segcore.metrics.segmentation_scores` of the summed confusion matrix plus
-    confusion_matrix, class_names, num_images and, for the road task
-    (classes "not_road", "road"), `road`: the KITTI devkit scores of the road
-    probabilities (`RoadHistogram`, accumulated image by image).
+    confusion_matrix, class_names, num_images, the dataset's own scores
+    (`segcore.dataset_scores`, accumulated image by image: "road" for KITTI
+    road, "isbi" for ISBI 2012) and "baseline": `segcore.baseline.majority_class`
+    of the confusion matrix with, under the same key, the baseline of the
+    dataset's own scores.
     `overlays` side-by-side PNGs (prediction | ground truth) go to `overlay_dir`, named
     `<split>_000.png`, ...
     """
     confusion = np.zeros((num_classes, num_classes), np.int64)
     road = tuple(info.class_names) == ROAD_CLASSES
-    road_histogram = RoadHistogram(ignore_label=info.ignore_label) if road else None
+    extra = dataset_scores.for_classes(info.class_names, info.ignore_label)
     if overlays and overlay_dir:
         os.makedirs(overlay_dir, exist_ok=True)
     count = 0
@@ -330,8 +341,8 @@ def evaluate_split(predict, dataset, info, num_classes, max_images=None, overlay
         probabilities = predict(image[None])[0]
         class_ids = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
         confusion += confusion_matrix_fn(labels, class_ids, num_classes, info.ignore_label).numpy()
-        if road:
-            road_histogram.add(probabilities[..., 1].numpy(), labels.numpy())
+        if extra is not None:
+            extra.add(probabilities.numpy(), labels.numpy())
         if index < overlays and overlay_dir:
             painted = overlay(image.numpy(), class_ids.numpy(), info.palette,
                               classes=(1,) if road else None)
@@ -344,8 +355,11 @@ def evaluate_split(predict, dataset, info, num_classes, max_images=None, overlay
     scores["confusion_matrix"] = confusion.tolist()
     scores["class_names"] = list(info.class_names)
     scores["num_images"] = count
-    if road and count:
-        scores["road"] = road_histogram.scores()
+    scores["baseline"] = baseline.majority_class(confusion, info.class_names)
+    own = extra.scores() if extra is not None and count else None
+    if own is not None:
+        scores[extra.key] = own
+        scores["baseline"][extra.key] = extra.baseline()
     return scores
 
 
@@ -453,28 +467,28 @@ def format_report(report):
     def number(value):
         return "n/a" if value is None else f"{value:.4f}"
 
+    majority = report.get("baseline") or {}
     lines = [
         f"{report['dataset']}/{report['split']}: {report['num_images']} image(s), "
         f"{report['num_pixels']:,} labelled pixels at original resolution; model {report['model']}",
-        f"  pixel accuracy          {number(report['pixel_accuracy'])}",
-        f"  mean accuracy           {number(report['mean_accuracy'])}",
-        f"  mean IoU                {number(report['mean_iou'])}",
-        f"  frequency-weighted IoU  {number(report['frequency_weighted_iou'])}",
-        "  per-class IoU:",
     ]
+    for label, key in (("pixel accuracy", "pixel_accuracy"), ("mean accuracy", "mean_accuracy"),
+                       ("mean IoU", "mean_iou"),
+                       ("frequency-weighted IoU", "frequency_weighted_iou")):
+        line = f"  {label:22s}  {number(report[key])}"
+        if majority:
+            line += f"   (majority-class baseline {number(majority.get(key))})"
+        lines.append(line)
+    if majority:
+        lines.append(f"  baseline: {majority['predictor']}")
+    lines.append("  per-class IoU:")
     width = max(len(name) for name in report["class_names"])
     for name, value in zip(report["class_names"], report["per_class_iou"]):
         lines.append(f"    {name:{width}s}  {number(value)}"
                      + ("  (absent from ground truth and predictions)" if value is None else ""))
-    road = report.get("road")
-    if road:
-        threshold = road["threshold"]
-        lines.append(
-            f"  road (KITTI devkit, perspective view): MaxF {number(road['max_f'])}  "
-            f"AP {number(road['ap'])}  precision {number(road['precision'])}  "
-            f"recall {number(road['recall'])}  FPR {number(road['fpr'])}  "
-            f"FNR {number(road['fnr'])}  at threshold "
-            + ("n/a" if threshold is None else f"{threshold:.3f}"))
+    for key in ("road", "isbi"):
+        if report.get(key):
+            lines.append("  " + dataset_scores.describe(key, report[key], majority.get(key)))
     lines.append("  wrote " + ", ".join(report["files"].values()))
     return "\n".join(lines)
 

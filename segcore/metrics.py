@@ -285,6 +285,17 @@ class RoadHistogram:
         self.not_road += np.bincount(levels[labels == 0], minlength=ROAD_LEVELS)
         return self
 
+    def add_constant(self, road_probability, road_pixels, not_road_pixels):
+        """Count a map of one constant probability over `road_pixels` road and
+        `not_road_pixels` non-road pixels (what `add` of that map would count)."""
+        level = int(quantise_road_probability(np.float64(road_probability)))
+        for count, argument in ((road_pixels, "road_pixels"), (not_road_pixels, "not_road_pixels")):
+            if int(count) != count or count < 0:
+                raise ConfigError(f"{argument} must be a count >= 0, got {count!r}")
+        self.road[level] += int(road_pixels)
+        self.not_road[level] += int(not_road_pixels)
+        return self
+
     def counts(self):
         """Per threshold k = 0..255 (predicted road iff q >= k): TP, FP, FN, TN arrays."""
         positives, negatives = self.road.sum(), self.not_road.sum()

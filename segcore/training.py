@@ -10,8 +10,11 @@ Every model family (FCN, U-Net, DeepLab) trains through this function:
    compile it with the ignore-aware cross-entropy and the streaming
    confusion-matrix metric, and `fit` it with backups from which a rerun resumes an
    interrupted run exactly (`segcore.resume`), CSV and TensorBoard logs;
-4. evaluate on the validation split at the labels' original resolution, write
-   ``metrics.json``, the loss/metric curves, overlay PNGs and a SavedModel.
+4. evaluate on the validation split at the labels' original resolution
+   (`segcore.evaluate.evaluate_split`, as `python -m segcore.evaluate` does: FCN's
+   four scores, the dataset's own scores such as KITTI road's MaxF or the ISBI
+   errors, and the majority-class baseline beside them), write ``metrics.json``,
+   the loss/metric curves, overlay PNGs and a SavedModel.
 
 Run directory: config.json, train.log, train_log.csv, tensorboard/, backup/ (while
 running), checkpoints/final.weights.h5 (network weights), metrics.json,
@@ -33,9 +36,11 @@ import tensorflow as tf
 from segcore import data as datasets
 from segcore import distribute
 from segcore import resume as resumable
+from segcore import warm_start
 from segcore.augment import AugmentConfig, Augmenter
 from segcore.data import images as image_io
 from segcore.data.pipeline import make_pipeline, make_training_stream
+from segcore.dataset_scores import describe as describe_dataset_scores
 from segcore.errors import ConfigError, DataError
 from segcore.evaluate import evaluate_split
 from segcore.evaluate import jsonable as _jsonable
@@ -123,9 +128,6 @@ class ModelFamily:
     weight_map(labels [H, W] numpy, **config.weight_map) -> float32 [H, W]: per-pixel
       loss weights (U-Net's border weights), computed once per training label and
       cached with it; used when config.weight_map is not empty.
-    evaluate(predict, dataset, config, info) -> dict: the family's own figures (U-Net's
-      ISBI errors) from the run's predict function on the raw validation pairs; merged
-      into metrics.json.
     options: the `segcore.options.ModelOptions` of `config.model` (the builder's keyword
       arguments and the family's own), from which flags and checks are derived.
     """
@@ -136,7 +138,6 @@ class ModelFamily:
     image_fill: tuple = (0.0, 0.0, 0.0)
     make_predict_fn: Optional[Callable] = None
     weight_map: Optional[Callable] = None
-    evaluate: Optional[Callable] = None
     options: Optional[ModelOptions] = None
 
 
@@ -226,33 +227,6 @@ def load_run(run_dir, precision="fp32"):
     task = build_inference_task(config, family, num_classes, resolve_export_policy(precision))
     task.network.load_weights(weights_path)
     return config, family, task, num_classes
-
-
-def load_network_weights_by_name(network, run_dir):
-    """Copy weights of same-named, same-shaped layers from a finished run (staged training).
-
-    FCN-16s starts from FCN-32s and FCN-8s from FCN-16s this way: the VGG layers and
-    `score_fr` carry over; the new skip layers keep their zero/bilinear initialisation.
-    The source network is rebuilt by the family its config.json records.
-    Returns the names of the copied layers.
-    """
-    try:
-        source = load_run(run_dir)[2].network
-    except ConfigError as error:
-        raise ConfigError(f"--init-from {error}") from None
-    copied = []
-    for layer in network.layers:
-        try:
-            other = source.get_layer(layer.name)
-        except ValueError:
-            continue
-        mine, theirs = layer.get_weights(), other.get_weights()
-        if mine and len(mine) == len(theirs) and all(a.shape == b.shape for a, b in zip(mine, theirs)):
-            layer.set_weights(theirs)
-            copied.append(layer.name)
-    if not copied:
-        raise ConfigError(f"--init-from {run_dir}: no layer of that network matches this one")
-    return copied
 
 
 def _check_num_classes(config, info):
@@ -411,10 +385,8 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
         warm_up = batch_norm_warm_up(network, steps * config.epochs)
         if warm_up is not None:
             resolved["batch_norm_moving_averages"] = warm_up
-        if config.init_from:
-            copied = load_network_weights_by_name(network, config.init_from)
-            resolved["init_from_layers"] = copied
-            log.info("--init-from %s: copied %d layers", config.init_from, len(copied))
+        if config.init_from:  # same-named, same-shaped layers; a table of all in the log
+            resolved.update(warm_start.init_from_run(network, config.init_from))
         task = SegmentationTask(network, family.preprocess,
                                 Augmenter(augment, info.ignore_label, family.image_fill)
                                 if augment.geometric or augment.photometric or augment.elastic_sigma
@@ -469,8 +441,6 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
         metrics = evaluate_split(predict, val_raw, info, num_classes, config.eval_max_images,
                                  overlays=config.overlays, overlay_dir=os.path.join(run_dir, "overlays"),
                                  split=config.val_split)
-        if family.evaluate is not None:
-            metrics.update(family.evaluate(predict, val_raw, config, info))
     except tf.errors.OpError as error:
         raise image_io.data_error_from(error, f"{config.dataset}: ") from None
     metrics["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -482,9 +452,21 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
     with open(os.path.join(run_dir, "metrics.json"), "w") as f:
         json.dump(_jsonable(metrics), f, indent=2)
     run.finish()  # the record is complete: the backup goes
-    log.info("run %s finished in %.0f s: validation mean IoU %.4f, pixel accuracy %.4f",
-             config.name, time.time() - started, metrics["mean_iou"], metrics["pixel_accuracy"])
+    log_scores(config, metrics, time.time() - started)
     return metrics
+
+
+def log_scores(config, metrics, seconds):
+    """The run's closing log lines: the validation scores, each with its baseline."""
+    majority = metrics["baseline"]
+    for key in ("road", "isbi"):
+        if key in metrics:
+            log.info("run %s, %s/%s: %s", config.name, config.dataset, config.val_split,
+                     describe_dataset_scores(key, metrics[key], majority.get(key)))
+    log.info("run %s finished in %.0f s: validation mean IoU %.4f (majority-class baseline "
+             "%.4f), pixel accuracy %.4f (%.4f; %s)", config.name, seconds, metrics["mean_iou"],
+             majority["mean_iou"], metrics["pixel_accuracy"], majority["pixel_accuracy"],
+             majority["predictor"])
 
 
 def inference_predict_fn(family, task, config):

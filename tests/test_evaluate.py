@@ -4,7 +4,9 @@ Every model here is a tiny SavedModel written by `segcore.export.export_saved_mo
 in the test: "oracles" whose predictions are known exactly (a constant
 class, a class read from the red channel, a left-to-right probability ramp), so
 the expected confusion matrices and scores are computed independently of the
-package, and a tiny random network that resizes to 64x64 internally.
+package, and a tiny random network that resizes to 64x64 internally. One slow test
+trains a tiny U-Net on the real ISBI slices and compares this module's report of its
+SavedModel with the trainer's metrics.json.
 """
 
 import json
@@ -200,8 +202,17 @@ def test_cli_exact_scores_of_an_oracle(models, tmp_path, capsys):
     assert report["mean_iou"] == pytest.approx((3 / 5 + 2 / 5 + 4 / 7) / 3, rel=1e-12)
     assert report["frequency_weighted_iou"] == pytest.approx(
         4 / 13 * 3 / 5 + 4 / 13 * 2 / 5 + 5 / 13 * 4 / 7, rel=1e-12)
-    assert "road" not in report
-    assert f"mean IoU                {(3 / 5 + 2 / 5 + 4 / 7) / 3:.4f}" in out
+    assert "road" not in report and "isbi" not in report
+    # class 2 (5 of the 13 pixels) everywhere: classes 0, 1 score 0, class 3 is absent
+    assert report["baseline"] == {
+        "predictor": "majority class 'class_2' everywhere", "class": 2,
+        "pixel_accuracy": pytest.approx(5 / 13, rel=1e-12),
+        "mean_accuracy": pytest.approx(1 / 3, rel=1e-12),
+        "mean_iou": pytest.approx(5 / 39, rel=1e-12),
+        "frequency_weighted_iou": pytest.approx(25 / 169, rel=1e-12)}
+    assert (f"mean IoU                {(3 / 5 + 2 / 5 + 4 / 7) / 3:.4f}   "
+            f"(majority-class baseline {5 / 39:.4f})") in out
+    assert f"pixel accuracy          {9 / 13:.4f}   (majority-class baseline {5 / 13:.4f})" in out
     # the figures, at their documented sizes
     for name, size in (("confusion_matrix.png", confusion_plot_size(4)),
                        ("per_class_iou.png", iou_plot_size(4))):
@@ -228,7 +239,8 @@ def test_road_scores_in_json(models, datasets_root, tmp_path, capsys):
                       "--data-dir", os.path.join(datasets_root, "kitti_road"),
                       "--split", "training", "--out", str(out), "--overlays", "4"])
     assert status == 0
-    assert "MaxF" in capsys.readouterr().out
+    max_f = 2 * road / (2 * road + not_road)             # 2p / (1 + p), p the road share
+    assert f"MaxF {max_f:.4f} ({max_f:.4f})" in capsys.readouterr().out
     # Overlays are named after the split they show (2 frames in the sample).
     assert sorted(os.listdir(out / "overlays")) == ["training_000.png", "training_001.png"]
     report = json.load(open(out / "metrics.json"))
@@ -242,6 +254,11 @@ def test_road_scores_in_json(models, datasets_root, tmp_path, capsys):
     assert report["road"]["fpr"] == 1.0
     assert report["road"]["fnr"] == 0.0
     assert report["road"]["threshold"] == 0.0
+    # The constant-probability baseline scores exactly what this constant model scores.
+    assert report["baseline"]["road"] == {
+        "predictor": "constant road probability (every constant scores the same)",
+        "road_fraction": pytest.approx(precision, rel=1e-12), **report["road"]}
+    assert report["baseline"]["class"] == (0 if not_road >= road else 1)
 
 
 # --------------------------------------------------------------------------- test-time options
@@ -413,3 +430,64 @@ def test_module_entry_point_exit_status(models, datasets_root, tmp_path):
     assert lines == [f"python -m segcore.evaluate: error: --model {models['road_const']} has 2 "
                      "classes (not_road, road) but dataset 'voc2012' has 21 "
                      f"({', '.join(VOC.class_names)})"]
+
+
+# --------------------------------------------------------------------------- ISBI, layering
+
+
+@pytest.mark.slow
+def test_isbi_errors_of_a_unet_saved_model_equal_the_trainers(datasets_root, tmp_path):
+    """A tiny U-Net trained a few steps on the real ISBI slices: `python -m segcore.evaluate`
+    on its run directory reports the ISBI errors and baselines of the run's metrics.json."""
+    import imageio.v3 as iio
+    from conftest import run_trainer
+
+    data_dir = os.path.join(datasets_root, "isbi2012")
+    run_trainer("unet_tf.train", "--data-dir", data_dir, "--train-split", "val",
+                "--base-filters", "4", "--depth", "2", "--tile-size", "132",
+                "--steps-per-epoch", "2", "--epochs", "1", "--eval-max-images", "2",
+                "--overlays", "0", "--runs-dir", tmp_path)
+    run = tmp_path / "isbi_unet"
+    trained = json.load(open(run / "metrics.json"))
+    result = run_trainer("segcore.evaluate", "--model", run, "--dataset", "isbi2012",
+                         "--data-dir", data_dir, "--split", "val", "--max-images", "2",
+                         "--out", tmp_path / "eval")
+    report = json.load(open(tmp_path / "eval" / "metrics.json"))
+
+    assert report["confusion_matrix"] == trained["confusion_matrix"]
+    assert set(report["isbi"]) == {"slices", "threshold", "pixel_error", "foreground_iou",
+                                   "rand_error", "warping_error", "rand_error_best",
+                                   "rand_error_best_threshold"}
+    assert report["isbi"] == pytest.approx(trained["isbi"], rel=1e-9, abs=1e-12)
+    assert report["isbi"]["slices"] == 2
+    assert report["baseline"] == trained["baseline"]
+    # The baselines from the label files alone (val = slices 20-23; membrane stored as 0).
+    labels = [iio.imread(os.path.join(data_dir, "train", "label", f"{i}.png")) for i in (20, 21)]
+    membrane = np.mean([np.mean(label == 0) for label in labels])   # equal slice sizes
+    assert report["baseline"]["class"] == 0 and 0.1 < membrane < 0.4
+    assert report["baseline"]["pixel_accuracy"] == pytest.approx(1 - membrane, rel=1e-12)
+    assert report["baseline"]["isbi"]["pixel_error"] == pytest.approx(membrane, rel=1e-12)
+    assert report["baseline"]["isbi"]["rand_error"] > 0.5        # every cell merged into one
+    out = result.stdout
+    isbi, constant = report["isbi"], report["baseline"]["isbi"]
+    assert (f"pixel error {isbi['pixel_error']:.4f} ({constant['pixel_error']:.4f}), "
+            f"Rand error {isbi['rand_error']:.4f} ({constant['rand_error']:.4f})") in out
+    assert (f"mean IoU                {report['mean_iou']:.4f}   "
+            f"(majority-class baseline {report['baseline']['mean_iou']:.4f})") in out
+    log = (run / "train.log").read_text()
+    assert f"pixel error {isbi['pixel_error']:.4f} ({constant['pixel_error']:.4f})" in log
+    assert f"(majority-class baseline {report['baseline']['mean_iou']:.4f})" in log
+
+
+def test_the_engine_imports_no_model_family():
+    """segcore is below the families: evaluating and training load them only by name."""
+    import subprocess
+    import sys
+
+    script = ("import sys, segcore.evaluate, segcore.training, segcore.dataset_scores\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+              "('fcn_tf', 'unet_tf', 'deeplab_tf')))")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

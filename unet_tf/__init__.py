@@ -1,14 +1,7 @@
 """U-Net (Ronneberger, Fischer, Brox, MICCAI 2015) in Keras 3: the network, the
-overlap-tile arithmetic and prediction, the border weight map and the ISBI 2012
-challenge metrics."""
+overlap-tile arithmetic and prediction and the border weight map. The ISBI 2012
+challenge metrics are the dataset's, in `segcore.isbi_metrics`."""
 
-from unet_tf.isbi_metrics import (
-    foreground_iou,
-    pixel_error,
-    rand_error,
-    rand_scores,
-    warping_error,
-)
 from unet_tf.model import PADDINGS, UPSAMPLINGS, build_unet, unet_encoder
 from unet_tf.tiling import (
     border,
@@ -31,21 +24,16 @@ __all__ = [
     "border",
     "border_weight_map",
     "build_unet",
-    "foreground_iou",
     "input_size_for_output",
     "is_valid_input_size",
     "isbi_weight_map",
     "minimum_input_size",
     "mirror_pad",
     "output_size",
-    "pixel_error",
     "predict_tiled",
     "predict_tiled_batch",
-    "rand_error",
-    "rand_scores",
     "tile_layout",
     "tile_step",
     "unet_encoder",
     "valid_input_sizes",
-    "warping_error",
 ]

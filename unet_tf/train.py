@@ -36,14 +36,15 @@ TensorFlow ops, so the SavedModel serves images of any size. Because tiles start
 every multiple of 2**depth from the same mirrored origin, this equals the
 one-tile prediction used in training up to float rounding.
 
-After the engine's evaluation the trainer adds the ISBI challenge metrics
-(`unet_tf.isbi_metrics`: pixel error, cell-interior IoU, Rand and warping error
+For datasets whose classes are ("cell", "membrane") (isbi2012,
+synthetic_membranes) the engine's evaluation adds the ISBI challenge metrics
+(`segcore.isbi_metrics`: pixel error, cell-interior IoU, Rand and warping error
 at threshold 0.5, and the Rand error at the best threshold of 0, 0.1, ..., 1 as
-the challenge's scripts report it) for datasets whose classes are
-("cell", "membrane") (isbi2012, synthetic_membranes) to metrics.json["isbi"].
+the challenge's scripts report it) to metrics.json["isbi"], with those of the
+map "cell interior everywhere" under metrics.json["baseline"]["isbi"];
+`python -m segcore.evaluate` reports the same of the SavedModel.
 """
 
-import logging
 import sys
 
 import keras
@@ -55,17 +56,13 @@ from segcore.errors import ConfigError
 from segcore.options import ModelOptions
 from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
 
-from unet_tf import isbi_metrics
 from unet_tf.model import build_unet
 from unet_tf.presets import DEFAULT_PRESET, ISBI_PRESET, PRESETS
 from unet_tf.tiling import (border, minimum_input_size, mirror_pad, model_depth, output_size,
                             predict_tiled_batch, tile_step, valid_input_sizes)
 from unet_tf.weight_map import border_weight_map
 
-log = logging.getLogger("unet_tf.train")
-
 PROG = "python -m unet_tf.train"
-RAND_THRESHOLDS = tuple(np.round(np.linspace(0.0, 1.0, 11), 1))
 
 
 def tiling_options(train_tile: int = None, tile_size: int = None, tiles_per_pass: int = 4):
@@ -232,59 +229,6 @@ def weight_map(labels, w0=10.0, sigma=5.0, class_weights=None):
     return border_weight_map(labels == 0, w0=w0, sigma=sigma, class_weights=class_weights)
 
 
-
-
-# --------------------------------------------------------------------------------------
-# ISBI metrics after training
-# --------------------------------------------------------------------------------------
-
-
-def isbi_scores(interior_probabilities, labels):
-    """ISBI metrics of lists of P(cell interior) maps [H, W] and labels (0 cell, 1 membrane).
-
-    Per-slice values averaged over slices; `rand_error_best` is the minimum over
-    `RAND_THRESHOLDS` of the mean Rand error (the challenge's protocol).
-    """
-    interior = [(np.asarray(label) == 0).astype(np.uint8) for label in labels]
-    pairs = list(zip(interior_probabilities, interior))
-    mean = lambda fn, **kw: float(np.mean([fn(p, l, **kw) for p, l in pairs]))  # noqa: E731
-    by_threshold = {t: mean(isbi_metrics.rand_error, threshold=t) for t in RAND_THRESHOLDS}
-    best = min(by_threshold, key=by_threshold.get)
-    return {
-        "slices": len(pairs),
-        "threshold": 0.5,
-        "pixel_error": mean(isbi_metrics.pixel_error),
-        "foreground_iou": mean(isbi_metrics.foreground_iou),
-        "rand_error": by_threshold[0.5],
-        "warping_error": mean(isbi_metrics.warping_error),
-        "rand_error_best": by_threshold[best],
-        "rand_error_best_threshold": float(best),
-    }
-
-
-def isbi_evaluation(predict, dataset, config, info):
-    """{"isbi": ISBI metrics} of the run's predict function on the validation pairs
-    (the family's `evaluate` hook, merged into metrics.json); {} when the dataset's
-    classes are not ("cell", "membrane")."""
-    if tuple(info.class_names) != ("cell", "membrane"):
-        return {}
-    probabilities, labels = [], []
-    for index, (image, label) in enumerate(dataset):
-        if config.eval_max_images is not None and index >= config.eval_max_images:
-            break
-        probabilities.append(predict(image[None])[0, ..., 0].numpy())
-        labels.append(label.numpy())
-    if not labels:
-        return {}
-    scores = isbi_scores(probabilities, labels)
-    log.info("run %s, ISBI metrics on %s/%s (%d slices): pixel error %.4f, Rand error %.4f "
-             "(best threshold %.1f: %.4f), warping error %.6f, foreground IoU %.4f",
-             config.name, config.dataset, config.val_split, scores["slices"],
-             scores["pixel_error"], scores["rand_error"], scores["rand_error_best_threshold"],
-             scores["rand_error_best"], scores["warping_error"], scores["foreground_iou"])
-    return {"isbi": scores}
-
-
 def default_preset(argv):
     """`isbi_unet` when --data-dir is given without --preset/--dataset, else the generated one."""
     given = {arg.split("=", 1)[0] for arg in argv if arg.startswith("--")}
@@ -295,8 +239,7 @@ def default_preset(argv):
 
 FAMILY = ModelFamily(
     name="unet", build=build, preprocess=preprocess, image_fill=(0.0, 0.0, 0.0),
-    make_predict_fn=make_predict_fn, weight_map=weight_map, evaluate=isbi_evaluation,
-    options=OPTIONS,
+    make_predict_fn=make_predict_fn, weight_map=weight_map, options=OPTIONS,
 )
 
 

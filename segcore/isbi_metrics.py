@@ -1,5 +1,9 @@
 """Metrics of the ISBI 2012 EM segmentation challenge (U-Net paper, Table 1).
 
+They are the dataset's (the challenge's) metrics, not one model family's: the
+engine's evaluation (`segcore.dataset_scores`) reports them for every split
+whose classes are ("cell", "membrane"), the trainer's and `segcore.evaluate`'s.
+
 Conventions. `label` is a ground-truth slice, non-zero = cell interior (ISBI:
 255), zero = membrane. `pred` has the same polarity: a float map of the
 probability of "cell interior" (e.g. ``softmax(logits)[..., 1]`` of a model
@@ -49,12 +53,23 @@ membranes are 8-connected, as in Fiji (trainableSegmentation.metrics).
   this over all 256 neighbourhoods; a line-by-line port of Fiji's `simple3d`
   agreed on all of them when this was written). The 2015 "minimum splits and
   mergers" variant (mismatches clustered and classified) is not implemented.
+
+A set of slices (`isbi_scores`, the figures of metrics.json["isbi"]) is scored
+as the challenge's scripts do: each error per slice at threshold 0.5, averaged
+over the slices, and the Rand error also at each of `RAND_THRESHOLDS` (0, 0.1,
+..., 1), the lowest mean over the thresholds being `rand_error_best`. There the
+labels are class ids (0 cell, 1 membrane, as `segcore.data.isbi2012` reads
+them) and the maps are P(cell interior); `slice_scores` scores one slice and
+`mean_scores` averages them, so a split can be scored slice by slice as it is
+predicted.
 """
 
 import numpy as np
 from scipy import ndimage
 
 from segcore.errors import ConfigError, DataError
+
+RAND_THRESHOLDS = tuple(np.round(np.linspace(0.0, 1.0, 11), 1))
 
 _FOUR = ndimage.generate_binary_structure(2, 1)
 _EIGHT = ndimage.generate_binary_structure(2, 2)
@@ -104,6 +119,49 @@ def warping_error(pred, label, threshold=0.5, return_warped=False):
             raise ConfigError("return_warped needs one 2-D slice and a single threshold")
         return _warp(pred, label != 0, threshold)
     return _metric(pred, label, threshold, lambda p, t, l, th: _warp(t, l, th)[0])
+
+
+def slice_scores(interior_probability, label):
+    """Per-slice ISBI values of a P(cell interior) map [H, W] and its label [H, W]
+    (class ids: 0 cell, anything else membrane): pixel_error, foreground_iou and
+    warping_error at threshold 0.5, and rand_error, a dict threshold -> Rand error
+    over `RAND_THRESHOLDS`."""
+    interior = (np.asarray(label) == 0).astype(np.uint8)
+    return {
+        "pixel_error": pixel_error(interior_probability, interior),
+        "foreground_iou": foreground_iou(interior_probability, interior),
+        "warping_error": warping_error(interior_probability, interior),
+        "rand_error": {t: rand_error(interior_probability, interior, threshold=t)
+                       for t in RAND_THRESHOLDS},
+    }
+
+
+def mean_scores(per_slice):
+    """The ISBI figures of a list of `slice_scores`: per-slice values averaged over
+    the slices; `rand_error_best` is the lowest mean Rand error over `RAND_THRESHOLDS`
+    (the first of equal ones), at `rand_error_best_threshold`."""
+    if not per_slice:
+        raise ConfigError("mean_scores needs the scores of at least one slice")
+    mean = lambda key: float(np.mean([s[key] for s in per_slice]))  # noqa: E731
+    by_threshold = {t: float(np.mean([s["rand_error"][t] for s in per_slice]))
+                    for t in RAND_THRESHOLDS}
+    best = min(by_threshold, key=by_threshold.get)
+    return {
+        "slices": len(per_slice),
+        "threshold": 0.5,
+        "pixel_error": mean("pixel_error"),
+        "foreground_iou": mean("foreground_iou"),
+        "rand_error": by_threshold[0.5],
+        "warping_error": mean("warping_error"),
+        "rand_error_best": by_threshold[best],
+        "rand_error_best_threshold": float(best),
+    }
+
+
+def isbi_scores(interior_probabilities, labels):
+    """ISBI figures of lists of P(cell interior) maps [H, W] and their labels (class
+    ids: 0 cell, 1 membrane): `mean_scores` of each pair's `slice_scores`."""
+    return mean_scores([slice_scores(p, l) for p, l in zip(interior_probabilities, labels)])
 
 
 def simple_point_table():
