@@ -99,7 +99,8 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 DEFAULT_WARMUP_SIZE = (128, 128)
 TFLITE_KINDS = ("float32", "dynamic_range")
 # Model options that change what a SavedModel computes (recorded in `metadata`).
-INFERENCE_KEYS = ("eval_scales", "eval_flip", "tile_size", "tiles_per_pass", "padding")
+INFERENCE_KEYS = ("eval_scales", "eval_flip", "tile_size", "tiles_per_pass", "eval_rotations",
+                  "padding")
 
 
 # --------------------------------------------------------------------------- palette PNG in graph ops

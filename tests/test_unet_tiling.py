@@ -162,3 +162,35 @@ def test_tile_size_errors(small_unet):
         unet_tf.predict_tiled(same, np.zeros((8, 8, 1)), tile_size=TILE)
     with pytest.raises(ConfigError, match=r"image must be \[height, width, channels\]"):
         unet_tf.predict_tiled(small_unet, np.zeros((8, 8)))
+
+
+def test_predict_dihedral_averages_the_orientations_mapped_back():
+    """A predictor that depends on the column index (not rotation-equivariant): the
+    average equals the 4 or 8 versions written out by hand; an equivariant one is
+    returned unchanged; other counts are refused."""
+    images = tf.reshape(tf.range(2 * 3 * 5, dtype=tf.float32), [2, 3, 5, 1])
+
+    def ramp(x):  # probabilities-like output: the input plus its column index
+        columns = tf.cast(tf.range(tf.shape(x)[2]), tf.float32)[None, None, :, None]
+        return x + columns
+
+    x = images.numpy()[..., 0]
+    by_hand4 = np.mean([np.rot90(np.rot90(x, k, axes=(1, 2)) + np.arange(x.shape[2 - k % 2]),
+                                 -k, axes=(1, 2)) for k in range(4)], axis=0)
+    got4 = unet_tf.predict_dihedral(ramp, images, 4).numpy()[..., 0]
+    np.testing.assert_allclose(got4, by_hand4, rtol=0, atol=1e-5)
+    # Pixel (0, 0) of the 3x5 image 0 (value 0) lands in column 0, 0, 4 and 2 of the
+    # versions turned by 0, 90, 180 and 270 degrees counter-clockwise.
+    assert got4[0, 0, 0] == pytest.approx((0 + 0 + 4 + 2) / 4)
+    mirrored = x[:, :, ::-1]
+    by_hand8 = (by_hand4 + np.mean([np.rot90(np.rot90(mirrored, k, axes=(1, 2))
+                                             + np.arange(x.shape[2 - k % 2]), -k,
+                                             axes=(1, 2)) for k in range(4)],
+                                   axis=0)[:, :, ::-1]) / 2
+    np.testing.assert_allclose(unet_tf.predict_dihedral(ramp, images, 8).numpy()[..., 0],
+                               by_hand8, rtol=0, atol=1e-5)
+    same = unet_tf.predict_dihedral(tf.identity, images, 8)
+    np.testing.assert_allclose(same.numpy(), images.numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(unet_tf.predict_dihedral(ramp, images, 1), ramp(images))
+    with pytest.raises(ConfigError, match="eval_rotations must be one of"):
+        unet_tf.predict_dihedral(ramp, images, 2)

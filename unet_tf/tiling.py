@@ -328,3 +328,32 @@ def _predict_in_batches(model, tiles, batch_size):
     array = tf.TensorArray(tf.float32, size=num_batches, infer_shape=False)
     _, array = tf.while_loop(lambda i, _: i < num_batches, body, [tf.constant(0), array])
     return array.concat()
+
+
+DIHEDRAL_COUNTS = (1, 4, 8)
+
+
+def predict_dihedral(predict, images, count=8):
+    """Mean of `predict` over `count` rotated/mirrored versions of `images`.
+
+    predict: images [N, H, W, C] -> probabilities [N, H, W, K] of any H, W.
+    count 1: `predict(images)`; 4: the rotations by 0, 90, 180 and 270 degrees;
+    8: those and their left-right mirrors (the dihedral group of the square).
+    Each version's probabilities are mapped back to the original orientation
+    before averaging, so the result is exact for a network that is itself
+    rotation-equivariant. The U-Net paper's ISBI 2012 figures are "averaged over
+    7 rotated versions of the input data" (Sec. 4): the input and 7 others,
+    which count=8 reads as the 8 orientations of the square.
+    """
+    if count not in DIHEDRAL_COUNTS:
+        raise ConfigError(f"eval_rotations must be one of {DIHEDRAL_COUNTS}, got {count!r}")
+    total = None
+    for mirrored in (False, True) if count == 8 else (False,):
+        base = tf.reverse(images, [2]) if mirrored else images
+        for quarter_turns in range(4 if count > 1 else 1):
+            probabilities = predict(tf.image.rot90(base, quarter_turns))
+            probabilities = tf.image.rot90(probabilities, -quarter_turns)
+            if mirrored:
+                probabilities = tf.reverse(probabilities, [2])
+            total = probabilities if total is None else total + probabilities
+    return total / float(count)

@@ -58,15 +58,18 @@ from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (publ
 
 from unet_tf.model import build_unet
 from unet_tf.presets import DEFAULT_PRESET, ISBI_PRESET, PRESETS
-from unet_tf.tiling import (border, minimum_input_size, mirror_pad, model_depth, output_size,
-                            predict_tiled_batch, tile_step, valid_input_sizes)
+from unet_tf.tiling import (DIHEDRAL_COUNTS, border, minimum_input_size, mirror_pad, model_depth,
+                            output_size, predict_dihedral, predict_tiled_batch, tile_step,
+                            valid_input_sizes)
 from unet_tf.weight_map import border_weight_map
 
 PROG = "python -m unet_tf.train"
 
 
-def tiling_options(train_tile: int = None, tile_size: int = None, tiles_per_pass: int = 4):
-    """The U-Net family's own model options (besides `build_unet`'s): the tiles.
+def tiling_options(train_tile: int = None, tile_size: int = None, tiles_per_pass: int = 4,
+                   eval_rotations: int = 1):
+    """The U-Net family's own model options (besides `build_unet`'s): tiles and test-time
+    rotations.
 
     Args:
       train_tile: 0 or None: each training image is one mirrored tile; N: N x N
@@ -74,8 +77,13 @@ def tiling_options(train_tile: int = None, tile_size: int = None, tiles_per_pass
       tile_size: input tile of the overlap-tile evaluation and SavedModel
         (default 572, the paper's, at depth 4).
       tiles_per_pass: tiles per forward pass at evaluation.
+      eval_rotations: 1, 4 or 8: evaluation and SavedModel average the probabilities
+        over this many rotated (8: and mirrored) versions of the image
+        (`unet_tf.predict_dihedral`); the paper's ISBI figures average "over 7 rotated
+        versions of the input data", 8 here. Costs that many predictions.
     """
-    return {"train_tile": train_tile, "tile_size": tile_size, "tiles_per_pass": tiles_per_pass}
+    return {"train_tile": train_tile, "tile_size": tile_size, "tiles_per_pass": tiles_per_pass,
+            "eval_rotations": eval_rotations}
 
 
 # The model options and flags: build_unet's keyword arguments, then tiling_options'.
@@ -173,6 +181,9 @@ class OverlapTileUNet(keras.Model):
 def split_options(model):
     """(build_unet kwargs, tiling options) of config.model; ConfigError for unknown keys."""
     options, tiling = OPTIONS.split(model)
+    if tiling["eval_rotations"] not in DIHEDRAL_COUNTS:
+        raise ConfigError(f"--eval-rotations must be one of "
+                          f"{', '.join(map(str, DIHEDRAL_COUNTS))}; got {tiling['eval_rotations']!r}")
     depth = options.get("depth", 4)
     if tiling["tile_size"] is None and isinstance(depth, int) and depth >= 1:
         tiling["tile_size"] = 572 if depth == 4 else valid_input_sizes(572, depth, 1)[0]
@@ -202,22 +213,23 @@ def build(config, num_classes):
 
 
 def make_predict_fn(task, config):
-    """uint8 images [B, H, W, 3] of any size -> probabilities [B, H, W, K], overlap-tile."""
+    """uint8 images [B, H, W, 3] of any size -> probabilities [B, H, W, K]: overlap-tile,
+    averaged over `eval_rotations` orientations."""
     _, tiling = split_options(config.model)
-    network = task.network
+    network, rotations = task.network, tiling["eval_rotations"]
     if not isinstance(network, OverlapTileUNet):
 
-        def plain(images):
-            logits = task(tf.cast(images, tf.float32), training=False)
+        def plain(inputs):
+            logits = network(inputs, training=False)
             return tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
 
-        return plain
+        return lambda images: predict_dihedral(plain, task.preprocess(images), rotations)
     unet, tile, per_pass = network.unet, tiling["tile_size"], tiling["tiles_per_pass"]
 
-    def predict(images):
-        return predict_tiled_batch(unet, task.preprocess(images), tile, per_pass)
+    def tiled(inputs):
+        return predict_tiled_batch(unet, inputs, tile, per_pass)
 
-    return predict
+    return lambda images: predict_dihedral(tiled, task.preprocess(images), rotations)
 
 
 def weight_map(labels, w0=10.0, sigma=5.0, class_weights=None):
