@@ -10,8 +10,12 @@ the real samples under `SEGCORE_DATASETS` (default ``../shared/datasets`` from
 the repository root); at "ci" scale always the samples. Which one was used is
 printed, and a missing one is a DataError naming both places.
 Runs go to `SEGCORE_NOTEBOOK_RUNS` (default ``runs/notebooks`` of the repository).
+Committed outputs name no folder of the machine that ran them: `relative` writes
+paths relative to the repository, and `log_relative` prints the engine's log
+records that way.
 """
 
+import logging
 import os
 
 from segcore.errors import ConfigError, DataError
@@ -67,14 +71,38 @@ def find_data(name, scale, echo=print):
     full = os.path.join(repo_root(), "data", LOCATIONS[name][0])
     samples = os.path.join(samples_root(), LOCATIONS[name][1])
     if scale == "full" and os.path.isdir(full):
-        echo(f"{name}: the full dataset in {full}")
+        echo(relative(f"{name}: the full dataset in {full}"))
         return full, "full"
     if not os.path.isdir(samples):
         raise DataError(f"{name}: neither {full} nor the samples {samples} exist "
                         "(set SEGCORE_DATASETS)")
     why = "ci scale" if scale == "ci" else f"full scale, but {full} is absent"
-    echo(f"{name}: the real samples in {samples} ({why})")
+    echo(relative(f"{name}: the real samples in {samples} ({why})"))
     return samples, "samples"
+
+
+def relative(text):
+    """`text` with the paths of this repository, of its parent folder and of the home
+    folder written relative to the repository ("runs/...", "../shared/...", "~/...")."""
+    root = repo_root()
+    for folder, shown in ((root, ""), (os.path.dirname(root), ".."), (os.path.expanduser("~"), "~")):
+        text = text.replace(folder + os.sep, shown + os.sep if shown else "")
+    return text
+
+
+class _RelativeFormatter(logging.Formatter):
+    def format(self, record):
+        return relative(super().format(record))
+
+
+def log_relative():
+    """Print log records to the notebook with `relative` paths (the engine adds no
+    console handler of its own when the root logger has one)."""
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, _RelativeFormatter) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(_RelativeFormatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
 
 
 def show(fig=None):

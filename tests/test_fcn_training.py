@@ -11,8 +11,10 @@ import tensorflow as tf
 
 from fcn_tf import build_fcn, preprocess
 from fcn_tf import train as fcn_train
+from fcn_tf.presets import PRESETS
 from segcore.data import synthetic
 from segcore.losses import SegmentationCrossEntropy
+from segcore.optimizers import FusedAdam
 from segcore.precision import dtype_policy
 from segcore.task import SegmentationTask
 
@@ -37,6 +39,26 @@ def test_training_steps_lower_the_loss():
         task.train_on_batch(images, labels)
     after = float(task.test_on_batch(images, labels))
     assert after < before - 0.05
+
+
+def test_kitti_preset_rate_trains_random_vgg16_where_the_seeds_rate_diverges():
+    # From random VGG16 weights the score layers start at zero, so Adam's second update is
+    # the first to reach the VGG layers: every weight moves by about the learning rate, in
+    # the same direction over non-negative ReLU inputs, and the growth of each layer's
+    # output multiplies through the 15 layers.
+    images, labels = road_batch(count=2, size=(64, 192))
+    losses = {}
+    for rate in (1e-3, PRESETS["kitti_fcn8s"].learning_rate):
+        keras.utils.set_random_seed(0)
+        task = compiled_task(build_fcn("fcn8s", 2, dropout=0.0), FusedAdam(rate))
+        # the loss of each step, before its update
+        losses[rate] = [float(task.train_on_batch(images, labels)) for _ in range(3)]
+        del task
+        keras.backend.clear_session()
+    seeds, preset = losses[1e-3], losses[PRESETS["kitti_fcn8s"].learning_rate]
+    assert seeds[0] == preset[0] == pytest.approx(np.log(2), abs=1e-6)
+    assert seeds[2] > 100                    # 0.69, 0.51, 957
+    assert max(preset) <= np.log(2) + 1e-6   # 0.69, 0.67, 0.60
 
 
 def test_two_replicas_give_the_same_step_as_one(two_replica_strategy, tmp_path):

@@ -83,3 +83,26 @@ def test_missing_ground_truth_lists_the_stems(datasets_root, tmp_path):
     os.remove(os.path.join(training, "gt_image_2", "um_road_000001.png"))
     with pytest.raises(DataError, match=r"without road ground truth .*: um_000001$"):
         data.load("kitti_road", str(tmp_path), "training")
+
+
+def test_the_two_sample_frames_split_into_one_train_and_one_val_frame(datasets_root):
+    root = os.path.join(datasets_root, "kitti_road")
+    names = {split: [os.path.basename(image) for image, _ in kitti_road.list_pairs(root, split)]
+             for split in ("training", "train", "val")}
+    assert names == {"training": ["um_000000.png", "um_000001.png"],
+                     "train": ["um_000001.png"], "val": ["um_000000.png"]}
+    train = list(data.load("kitti_road", root, "train").as_numpy_iterator())
+    val = list(data.load("kitti_road", root, "val").as_numpy_iterator())
+    assert len(train) == len(val) == 1
+    # the held-out frame's labelled pixels: 61,316 road of 460,280, p = 0.1332, so the
+    # constant road probability scores MaxF 2p / (1 + p) = 0.2351 there
+    labels = val[0][1]
+    assert [(labels == 0).sum(), (labels == 1).sum()] == [398964, 61316]
+
+
+def test_split_sizes_of_the_full_training_set():
+    # 289 frames (um 95, umm 96, uu 98): every 10th from the first is val
+    val = [i for i in range(289) if kitti_road.in_val_split(i)]
+    assert (len(val), 289 - len(val)) == (29, 260) == (kitti_road.INFO.splits["val"],
+                                                       kitti_road.INFO.splits["train"])
+    assert val[:3] == [0, 10, 20] and val[-1] == 280

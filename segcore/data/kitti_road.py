@@ -6,8 +6,11 @@
 Ground truth is colour coded: (255, 0, 255) road -> 1, (255, 0, 0) not road -> 0,
 (0, 0, 0) outside the evaluated area -> ignore (255). Any other colour is an
 error naming the file and the colour. Only the training half has ground truth;
-this reader splits it into "train" (9 of every 10 frames in sorted order per
-category) and "val" (every 10th), or serves it whole as "training".
+this reader serves it whole as "training", or split (`in_val_split`): of the
+frames in sorted order (um, umm, uu), the 1st, 11th, 21st, ... are "val" and the
+others "train": 29 and 260 of the 289 frames, and with 2 frames (the samples
+`um_000000`, `um_000001`) "val" holds the first and "train" the second, so a
+network trained on "train" is scored on a frame it did not see.
 """
 
 import os
@@ -30,6 +33,12 @@ INFO = DatasetInfo(
 
 COLOUR_TO_CLASS = {(255, 0, 0): 0, (255, 0, 255): 1, (0, 0, 0): IGNORE_LABEL}
 CATEGORIES = ("um", "umm", "uu")
+VAL_EVERY = 10
+
+
+def in_val_split(index):
+    """Whether the frame at `index` of the sorted list is in "val" (else "train")."""
+    return index % VAL_EVERY == 0
 
 
 def training_dir(data_dir):
@@ -78,7 +87,7 @@ def list_pairs(data_dir, split="train", task="road", categories=CATEGORIES):
     if orphans:
         raise DataError(f"kitti_road: ground truth without image in {gt_dir}: {', '.join(orphans[:20])}")
     if split != "training":
-        pairs = [p for i, p in enumerate(pairs) if (i % 10 == 9) == (split == "val")]
+        pairs = [p for i, p in enumerate(pairs) if in_val_split(i) == (split == "val")]
     if not pairs:
         raise DataError(f"kitti_road: split {split!r} of {root} is empty ({len(image_names)} images)")
     for image_path, mask_path in pairs:
