@@ -19,7 +19,7 @@ keyed `family/preset`, in family then preset order:
   the `isbi` block; max_f of the `road` block), `baseline` (the same figures of
   metrics.json's `baseline` block, the majority-class predictor on the same split;
   null when the run has none), `split` (dataset, split, num_images), `budget`
-  (train_minutes from `train_seconds`, the machine's CPU, cores and speed-relevant
+  (train_minutes from `fit_seconds`, the time of model.fit, run_minutes from `train_seconds`, the machine's CPU, cores and speed-relevant
   flags, the training precision `resolved.dtype_policy`, replicas), `overrides` (every
   field of config.json that differs from the preset, as dotted keys like `--set`),
   `command` and `date` (of metrics.json).
@@ -324,7 +324,10 @@ def measurement(run_dir, key, presets, command, date=None, cpuinfo="/proc/cpuinf
         raise ConfigError(f"{config_path}: no resolved.dtype_policy (not written by a "
                           "training run)")
     baseline = figures(metrics["baseline"]) if isinstance(metrics.get("baseline"), dict) else {}
-    budget = {"train_minutes": round(metrics["train_seconds"] / 60.0, 1),
+    # The training itself (model.fit) when the run recorded it, else the whole run.
+    seconds = metrics.get("fit_seconds", metrics["train_seconds"])
+    budget = {"train_minutes": round(seconds / 60.0, 1),
+              "run_minutes": round(metrics["train_seconds"] / 60.0, 1),
               "machine": machine(cpuinfo),
               "precision": resolved["dtype_policy"],
               "replicas": resolved.get("replicas", 1)}

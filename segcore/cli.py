@@ -53,6 +53,11 @@ COMMON_FLAGS = {
                              "valid (mean over labelled pixels) or none (sum, Caffe normalize: false)"),
     "--weights": ("weights", None, "auto, imagenet, none, or a weights file"),
     "--init-from": ("init_from", None, "run directory whose layers initialise this network"),
+    "--recalibrate-batch-norm": ("recalibrate_batch_norm", None,
+                                 "before training, re-estimate the batch-norm statistics on this "
+                                 "many training images, keeping the network's function (to train "
+                                 "batch norm of an --init-from network whose statistics were "
+                                 "folded away or come from another dataset); 0: off"),
     "--precision": ("precision", None, "training precision: auto, fp32 or mixed (bf16 on CPU, "
                     "fp16 on GPU)"),
     "--export-precision": ("export_precision", None,

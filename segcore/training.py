@@ -33,6 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from segcore import batch_norm_statistics
 from segcore import data as datasets
 from segcore import distribute
 from segcore import resume as resumable
@@ -94,6 +95,7 @@ class TrainConfig:
     weight_map: dict = dataclasses.field(default_factory=dict)  # family.weight_map kwargs; {} = off
     weights: Optional[str] = "auto"      # auto, imagenet, a file, or None (random)
     init_from: Optional[str] = None
+    recalibrate_batch_norm: int = 0        # images to re-estimate batch-norm statistics on
     precision: str = "auto"
     export_precision: str = "fp32"          # SavedModel and metrics.json: fp32, or mixed (opt in)
     jit_compile: bool = False
@@ -239,17 +241,20 @@ def _check_num_classes(config, info):
     return info.num_classes
 
 
-def batch_norm_warm_up(network, total_steps):
+def batch_norm_warm_up(network, total_steps, started_from=()):
     """How far the run's steps move the batch-norm moving averages from their initial
     values (mean 0, variance 1), with a warning at start-up when most of the initial
     value would be left: evaluation would then normalise with untrained statistics.
+    Layers named in `started_from` (statistics copied by --init-from or re-estimated
+    by --recalibrate-batch-norm) do not start at 0 and 1 and are not counted.
 
-    Returns None without trainable BatchNormalization layers, else a dict for
+    Returns None without such trainable BatchNormalization layers, else a dict for
     config.json: the largest momentum m, the fraction m**steps of the initial value
     left after the run, and the steps that leave 5 % of it (log 0.05 / log m).
     """
     momenta = [layer.momentum for layer in all_layers(network)
-               if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
+               if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+               and layer.name not in started_from]
     if not momenta:
         return None
     momentum = max(momenta)
@@ -263,6 +268,20 @@ def batch_norm_warm_up(network, total_steps):
                     momentum, 100 * left, total_steps, needed,
                     math.ceil(math.log(0.05) / math.log(0.9)))
     return {"momentum": momentum, "initial_value_left": left, "steps_to_5_percent": needed}
+
+
+def recalibrate_batch_norm(network, preprocess, train_raw, count):
+    """Re-estimate the batch-norm statistics of `network` on the first `count` training
+    images, keeping its inference function (`segcore.batch_norm_statistics`); returns
+    the config.json record."""
+    if count < 0:
+        raise ConfigError(f"--recalibrate-batch-norm must be >= 0 images, got {count}")
+    images = (preprocess(tf.cast(element[0][None], tf.float32))
+              for element in train_raw.take(count))
+    layers = batch_norm_statistics.recalibrate(network, images)
+    log.info("batch norm: statistics of %d layers re-estimated on %d training images, "
+             "the network's function unchanged", layers, count)
+    return {"layers": layers, "images": count}
 
 
 def check_labels(dataset, num_classes, ignore_label, name):
@@ -382,11 +401,17 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
     with dtype_policy(policy), strategy.scope():
         network, notes = family.build(config, num_classes)
         resolved.update(notes)
-        warm_up = batch_norm_warm_up(network, steps * config.epochs)
-        if warm_up is not None:
-            resolved["batch_norm_moving_averages"] = warm_up
+        started_from = set()  # batch-norm layers whose statistics do not start at 0 and 1
         if config.init_from:  # same-named, same-shaped layers; a table of all in the log
             resolved.update(warm_start.init_from_run(network, config.init_from))
+            started_from = {path.split("/")[-1] for path in resolved["init_from_layers"]}
+        if config.recalibrate_batch_norm:
+            resolved["batch_norm_recalibrated"] = recalibrate_batch_norm(
+                network, family.preprocess, train_raw, config.recalibrate_batch_norm)
+            started_from = {layer.name for layer in all_layers(network)}
+        warm_up = batch_norm_warm_up(network, steps * config.epochs, started_from)
+        if warm_up is not None:
+            resolved["batch_norm_moving_averages"] = warm_up
         task = SegmentationTask(network, family.preprocess,
                                 Augmenter(augment, info.ignore_label, family.image_fill)
                                 if augment.geometric or augment.photometric or augment.elastic_sigma
@@ -416,6 +441,7 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
     callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
                                              write_graph=False)] + extra_callbacks
     try:
+        fit_started = time.time()
         with releasing_custom_gradients():  # or the process keeps this network: see the module
             history = run.fit(task, train_stream, val_data, callbacks,
                               validation_steps=config.validation_steps, verbose=config.verbose)
@@ -423,6 +449,7 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
         raise distribute.lost_worker_error(error, cluster) \
             or image_io.data_error_from(error, f"{config.dataset}: ") from None
     # --- end of resumable training ---
+    fit_seconds = time.time() - fit_started
     network.save_weights(os.path.join(run_dir, "checkpoints", "final.weights.h5"))
     if not distribute.writes_run_dir(cluster):  # multi-worker: the chief evaluates and exports
         log.info("%s done; the chief %s evaluates and writes the run directory",
@@ -445,6 +472,7 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
         raise image_io.data_error_from(error, f"{config.dataset}: ") from None
     metrics["history"] = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     metrics["train_seconds"] = time.time() - started
+    metrics["fit_seconds"] = fit_seconds
     plot_curves(history.history, os.path.join(run_dir, "curves.png"), title=config.name)
     if config.export:
         export_version(os.path.join(run_dir, "saved_model"), config, family, predict_fn,
