@@ -113,18 +113,18 @@ def test_kitti_builder_train_val_rule(datasets_root, tmp_path):
     training = tmp_path / "manual" / "data_road" / "training"
     (training / "image_2").mkdir(parents=True)
     (training / "gt_image_2").mkdir()
-    for number in range(10):  # ten frames: every 10th (um_000009) is val
+    for number in range(10):  # ten frames: frames 0, 10, 20, ... are val, so um_000000
         image, mask = pairs[number % 2]
         os.symlink(image, training / "image_2" / f"um_{number:06d}.png")
         os.symlink(mask, training / "gt_image_2" / f"um_road_{number:06d}.png")
     builder = build(KittiRoad, tmp_path / "manual", tmp_path / "tfds")
     assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"train": 9, "val": 1}
     val = by_key(builder, "val")
-    assert list(val) == ["data_road/training/image_2/um_000009.png"]
+    assert list(val) == ["data_road/training/image_2/um_000000.png"]
     ((image, labels),) = list(data.load("kitti_road", str(tmp_path / "manual"), "val")
                               .as_numpy_iterator())
-    np.testing.assert_array_equal(val["data_road/training/image_2/um_000009.png"][0], image)
-    np.testing.assert_array_equal(val["data_road/training/image_2/um_000009.png"][1][..., 0], labels)
+    np.testing.assert_array_equal(val["data_road/training/image_2/um_000000.png"][0], image)
+    np.testing.assert_array_equal(val["data_road/training/image_2/um_000000.png"][1][..., 0], labels)
     assert set(np.unique(labels).tolist()) == {0, 1, 255}
 
 
