@@ -3,7 +3,7 @@
 Keras's TensorFlow backend convolves with `tf.nn.convolution`, which wraps every
 convolution of dilation rate > 1 in `SpaceToBatchND` -> dense `Conv2D` ->
 `BatchToSpaceND` (`nn_ops._WithSpaceToBatch`; its comment says dilated gradients
-exist only on TPU, which stopped being true in TF 1.5). Upstream:
+exist only on TPU, but TensorFlow's CPU and GPU kernels have had them since TF 1.5). Upstream:
 tensorflow/tensorflow#37883 ("tf.keras.layers.conv*d is slow compared to
 tf.nn.conv*d": the space-to-batch copies), and the oneDNN graph rewrite that would
 have folded the three ops back into one, tensorflow/tensorflow#62638, closed unmerged.
@@ -12,9 +12,9 @@ gradients, with oneDNN, with TensorFlow's Eigen CPU kernels (TF_ENABLE_ONEDNN_OP
 and with cuDNN.
 
 The cost grows with the rate: at ResNet-50's OS16 `conv5` size (2 x 33 x 33 x 512 ->
-512, 3x3) one training step of the layer (forward + both gradients) measured 206 ms at
-rate 8 through Keras and 93 ms natively, 127 vs 101 ms at rate 4, 121 vs 106 ms at
-rate 2 (TF 2.21, oneDNN, 2-core Sapphire Rapids; benchmarks/profile_step.py shows the
+512, 3x3) one training step of the layer (forward + both gradients) through Keras takes
+about 2.2 times as long as the native convolution at rate 8, 1.3 times at rate 4 and
+1.1 times at rate 2 (TF 2.21, oneDNN; benchmarks/profile_step.py shows the
 `SpaceToBatchND` / `BatchToSpaceND` rows).
 
 `AtrousConv2D` is `keras.layers.Conv2D` with the same weights, config and outputs

@@ -1,7 +1,9 @@
 """The TensorFlow team's published DeepLab v3 MobileNetV2 (PASCAL VOC, 21 classes), TFLite.
 
-`/work/shared/weights/deeplabv3_257_mv_gpu.tflite` (see that folder's README):
-input float32 [1, 257, 257, 3] RGB scaled to [-1, 1], output the logits
+`deeplabv3_257_mv_gpu.tflite` (MobileNetV2 with depth multiplier 0.5, the model of the
+TensorFlow Lite segmentation examples; the tests and notebooks find it in the folder named by
+SEGCORE_WEIGHTS, by default `weights/` beside the dataset samples, whose README gives its
+provenance and sha256): input float32 [1, 257, 257, 3] RGB scaled to [-1, 1], output the logits
 [1, 257, 257, 21] at the input size. `PublishedDeepLab.logits(image)` resizes
 any uint8 RGB image to 257 x 257 (bilinear), runs the interpreter and resizes
 the logits back (bilinear) to the image size. It gives real score maps on real

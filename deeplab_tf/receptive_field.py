@@ -1,4 +1,6 @@
-"""Atrous and depthwise separable convolution arithmetic (seed 001; DeepLab v2/v3+, MobileNets).
+"""Atrous and depthwise separable convolution arithmetic (DeepLab v2/v3+, MobileNets).
+
+Both are topics of seed 001 (the Korean semantic-segmentation lecture notes, SOURCES.md):
 
 * Atrous (dilated) convolution with rate r inserts r - 1 zeros between kernel
   taps: a k x k kernel covers ``k + (k - 1)(r - 1)`` pixels per side with the

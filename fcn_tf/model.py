@@ -26,7 +26,7 @@ convolutions 14,714,688; fc6 102,760,448 + 4,096; fc7 16,777,216 + 4,096; score_
 86,037; score_pool4 10,773; score_pool3 5,397) plus 127,008 in the three
 deconvolutions (`upscore2` 7,056, `upscore_pool4` 7,056, `upscore8` 112,896; no
 biases, as the reference). With ``learn_upsampling="none"`` (the reference repo)
-that is 134,362,751 trainable + 127,008 fixed, the issue's figure exactly; by
+that is 134,362,751 trainable + 127,008 fixed, exactly the reference net's; by
 default (the paper learns the 2x deconvolutions) 134,376,863 trainable + 112,896
 fixed. FCN-16s: 134,357,354 + 7,056 (`upscore2`) + 451,584 (`upscore16`); FCN-32s: 134,346,581 +
 1,806,336 (`upscore32`).
@@ -63,7 +63,8 @@ def build_fcn(variant="fcn8s", num_classes=21, input_shape=(None, None, 3), weig
         images (see `fcn_tf.preprocess`).
       weights: None (random init), "imagenet" (Keras cache or download), or the
         path of a Keras VGG16 include_top weights file.
-      dropout: rate of `drop6` and `drop7` (the seeds' keep_prob 0.5 -> 0.5).
+      dropout: rate of `drop6` and `drop7` (keep_prob 0.5 of the KITTI blog posts, seeds 000/003
+        in SOURCES.md, is rate 0.5).
       learn_upsampling: which bilinear-initialised deconvolutions are trained:
         "skips" (the paper: the 2x ones; the final one fixed), "all", "none"
         (the reference repo).

@@ -9,7 +9,7 @@ from segcore.training import TrainConfig
 _FCN8S = {"variant": "fcn8s", "dropout": 0.5}
 
 PRESETS = {
-    # The embedded default: no download, finishes in < 10 min on a 2-core CPU.
+    # The embedded default: no download, 3 short epochs on 200 small generated frames (sized for a CPU).
     "synthetic_fcn8s": TrainConfig(
         name="synthetic_fcn8s",
         target="generated KITTI-like road scenes; README reports the measured val mean IoU (goal >= 0.8)",
@@ -28,10 +28,11 @@ PRESETS = {
         image_size=(64, 160), epochs=1, batch_size=2, steps_per_epoch=2, optimizer="adam",
         learning_rate=1e-4, eval_max_images=2, overlays=2, weights=None,
     ),
-    # The seeds' Udacity CarND exercise (seeds 000 and 003): FCN-8s on KITTI Road.
-    # The seeds' choices: FCN-8s on VGG16 with ImageNet weights (their `load_vgg`), 160x576,
+    # The Udacity CarND exercise of seeds 000 and 003 (the Korean and Chinese KITTI Road FCN-8s
+    # blog posts, SOURCES.md): FCN-8s on KITTI Road.
+    # The posts' choices: FCN-8s on VGG16 with ImageNet weights (their `load_vgg`), 160x576,
     # 40 epochs, batch 16, cross-entropy averaged over the pixels, Adam, keep_prob 0.5.
-    # This package's: Adam 1e-4 where the seeds use 1e-3, and the augmentation (they have
+    # This package's: Adam 1e-4 where the posts use 1e-3, and the augmentation (they have
     # none). Why 1e-4: `--weights auto` trains from random VGG16 weights when no ImageNet
     # file can be had, and from random weights 1e-3 diverges. Adam's first update of a
     # weight is the learning rate times the sign of its gradient; the score layers start at
@@ -46,10 +47,10 @@ PRESETS = {
     # other frame (a constant road probability: 0.235). He initialisation is no cure: at
     # 1e-3 the loss still jumps, to 137 (larger activations make the zero score layers'
     # first step larger).
-    # With ImageNet weights, --learning-rate 1e-3 is the seeds' exact recipe.
+    # With ImageNet weights, --learning-rate 1e-3 is the posts' exact recipe.
     "kitti_fcn8s": TrainConfig(
         name="kitti_fcn8s",
-        target="seeds 000/003: epochs 40, batch 16, 160x576, Adam 1e-3, keep_prob 0.5 "
+        target="seeds 000/003 (SOURCES.md): epochs 40, batch 16, 160x576, Adam 1e-3, keep_prob 0.5 "
                "(they report the loss only; this run also reports KITTI MaxF/AP on val); "
                "here Adam 1e-4, which also trains from random VGG16 weights (1e-3 diverges there)",
         model=dict(_FCN8S),
@@ -87,11 +88,11 @@ PRESETS = {
         learning_rate=1e-14, momentum=0.99, weight_decay=5e-4, loss_normalization="none",
         weights=None, init_from="runs/voc_fcn16s",
     ),
-    # Seed 004 (section 2.6): FCN-8s trained directly on the COCO images of the 20 VOC
-    # classes (torchvision's subset, segcore.data.coco_voc; ~90k train2017 images), with
-    # ImageNet VGG16. One stage, so the reference's voc-fcn8s-atonce solver: batch 1 whole
-    # images, unnormalised loss, SGD lr 1e-10, momentum 0.99, weight decay 5e-4; 3 epochs
-    # of ~90k batches is the order of that solver's 300k iterations. Masks are rendered
+    # Seed 004 (the Korean FCN project blog post, SOURCES.md), its section 2.6: FCN-8s trained
+    # directly on the COCO images of the 20 VOC classes (torchvision's subset, segcore.data.coco_voc;
+    # ~90k train2017 images), with ImageNet VGG16. One stage, so the reference's voc-fcn8s-atonce
+    # solver: batch 1 whole images, unnormalised loss, SGD lr 1e-10, momentum 0.99, weight decay
+    # 5e-4; 3 epochs of ~90k batches is the order of that solver's 300k iterations. Masks are rendered
     # once into cache_dir (PNG); the in-memory cache is off (decoded train2017 would need
     # ~100 GB). Its classes are VOC's: --init-from this run fine-tunes on VOC train_aug.
     "coco_voc_fcn8s": TrainConfig(
@@ -100,7 +101,7 @@ PRESETS = {
                "fcn_resnet50 60.5 mIoU / 91.4 pixel acc. and fcn_resnet101 63.7 / 91.9 (ResNet "
                "backbones dilated to stride 8, auxiliary loss, 30 epochs of 480x480 crops at "
                "batch 32); this is the paper's VGG16 FCN-8s (stride 32 with pool4/pool3 skips), "
-               "expect less; seed 004 stalled near 30 % val IoU (its zero-initialised 1x1 convs)",
+               "expect less; seed 004 (SOURCES.md) stalled near 30 % val IoU (zero-initialised 1x1 convs)",
         model={"variant": "fcn8s_atonce", "dropout": 0.5},
         dataset="coco_voc", data_dir="data/coco",
         dataset_options={"cache_dir": "data/coco_voc_masks"}, cache=False,

@@ -1,7 +1,7 @@
 """`python -m fcn_tf.train`: train FCN-32s/16s/8s (the project's main job).
 
 With no arguments it trains FCN-8s on generated road scenes (no download) and
-writes runs/synthetic_fcn8s/. The seeds' KITTI run:
+writes runs/synthetic_fcn8s/. The KITTI Road run of seeds 000/003 (SOURCES.md):
 
     python -m fcn_tf.train --preset kitti_fcn8s --data-dir data/data_road
 

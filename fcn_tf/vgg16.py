@@ -3,7 +3,8 @@
 Layer names follow the FCN reference (`conv1_1` ... `conv5_3`, `pool1` ...
 `pool5`, `fc6`, `drop6`, `fc7`, `drop7`). The encoder returns its features by
 stride, the one feature-tap contract of this package: ``{8: pool3, 16: pool4,
-32: drop7}`` (the seeds' `layer3_out`, `layer4_out`, `layer7_out`).
+32: drop7}`` (`layer3_out`, `layer4_out`, `layer7_out` of the KITTI blog posts' `load_vgg`, seeds
+000/003 in SOURCES.md).
 
 ImageNet weights come from `keras.applications.VGG16(include_top=True)`: the
 convolutions are copied, and the classifier's Dense `fc1` (25088 -> 4096) and

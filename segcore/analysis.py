@@ -1,5 +1,8 @@
 """Small computations the source documents demonstrate, for the reproduction notebooks.
 
+The documents are listed in SOURCES.md: seed 001 is the Korean semantic-segmentation
+lecture notes, seed 004 the Korean blog post of a from-scratch FCN project.
+
 * `transposed_conv_overlap`: how many input pixels a transposed convolution
   writes into each output pixel (seed 001's checkerboard: kernel 3, stride 2
   overlaps up to 4 times in 2-D; none when kernel % stride == 0).
@@ -11,7 +14,7 @@
   resized bilinearly gets "colours of no class"; nearest neighbour never does).
 * `kernel_gradient_norms`: L2 norm of the loss gradient of each layer's kernel
   for one batch (seed 004: which zero-initialised score layers can learn).
-* `zero_layers`: set the weights of named layers to zero (the seed's failure case).
+* `zero_layers`: set the weights of named layers to zero (seed 004's failure case).
 * `layer_table`: (name, class, kernel, strides, output shape, parameters) rows of a model.
 """
 

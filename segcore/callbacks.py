@@ -1,7 +1,7 @@
-"""Keras callbacks that print training the way the source documents do.
+"""Keras callbacks that print training the way the source documents (SOURCES.md) do.
 
-`TrainNNLossPrinter` prints, after every epoch, what seeds 000 and 003's
-`train_nn` prints::
+`TrainNNLossPrinter` prints, after every epoch, what `train_nn` of seeds 000 and 003 (the
+Korean and Chinese KITTI Road FCN-8s blog posts) prints::
 
     EPOCH 1 ...
     Loss = 12.345

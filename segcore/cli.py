@@ -44,7 +44,7 @@ COMMON_FLAGS = {
     "--epochs": ("epochs", None, "number of epochs"),
     "--batch-size": ("batch_size", None, "global batch size (split over replicas)"),
     "--steps-per-epoch": ("steps_per_epoch", None, "limit the steps of each epoch"),
-    "--optimizer": ("optimizer", None, "adam (the seeds) or sgd (the papers)"),
+    "--optimizer": ("optimizer", None, "adam (the KITTI blog posts, SOURCES.md) or sgd (the papers)"),
     "--learning-rate": ("learning_rate", None, "initial learning rate"),
     "--momentum": ("momentum", None, "SGD momentum"),
     "--weight-decay": ("weight_decay", None, "decoupled weight decay on kernels"),
@@ -69,7 +69,11 @@ COMMON_FLAGS = {
     "--name": ("name", None, "run name (runs/<name>/); default: the preset's"),
     "--overlays": ("overlays", None, "number of validation overlay PNGs"),
     "--eval-max-images": ("eval_max_images", None, "evaluate on at most this many images"),
-    "--backup-every": ("backup_every", None, "back up the training state every N steps, 0: at epoch ends only (default: after each 10 min of training and at epoch ends; an FCN-8s backup, 1.1-1.6 GB, took 8-14 s on a 100 MB/s disk: ~2 %% of the time); a rerun of the command resumes exactly"),
+    "--backup-every": ("backup_every", None,
+                       "back up the training state every N steps, 0: at epoch ends only (default: after "
+                       "each 10 min of training and at epoch ends; a backup writes the weights and the "
+                       "optimizer slots, so its cost grows with the network's size); a rerun of the "
+                       "command resumes exactly"),
 }
 
 TRAIN_OPTIONS = dataclass_options(TrainConfig)

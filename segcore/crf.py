@@ -46,7 +46,7 @@ bi_xy_std = 121, bi_rgb_std = 5, pos_w = 3, pos_xy_std = 3, 10 iterations.
 `DEEPLAB_CRF_PARAMS` adds the DeepLab v2 model-page values (VGG-16:
 4 / 65 / 3 / 2 / 2; ResNet-101: 4 / 67 / 3 / 3 / 1). The paper ranges were
 checked in the paper texts; the per-model values come from the DeepLab project
-pages as quoted in public code (the pages themselves were not available here).
+pages as quoted in public code (not checked against the pages themselves).
 
 Approximations (`method`)
 -------------------------
@@ -88,12 +88,11 @@ Approximations (`method`)
   N x N kernel per image, N = H * W). Time and memory are O(N^2): it is the
   reference for small images and tests, not for 500x375 images.
 
-Speed (`benchmarks/bench_crf.py`, VOC photo, 21 classes, 10 iterations, on
-this 2-core CPU shared with other jobs, load average 3 to 5): 375x500 in 1.7 to
-6.5 s per image (lattice build 0.3 to 0.5 s, 30k lattice points), 256x256 in
-0.6 to 1.4 s. The lattice is built once per image; each iteration costs one
-C-channel depthwise Gaussian blur (most of the time) and 8 sparse products.
-The cost grows with the number of lattice points, i.e. with colour diversity.
+Speed (`benchmarks/bench_crf.py` measures it): the lattice is built once per image
+(a 375x500 VOC photo has about 30k lattice points; the build is a small part of the
+time); each iteration costs one C-channel depthwise Gaussian blur (most of the time)
+and 8 sparse products. The cost grows with the number of classes, the iterations and
+the number of lattice points, i.e. with the image size and its colour diversity.
 
 Shapes: `image` [B, H, W, K] (K colour channels, usually 3, static), values in
 0..255; `unary` [B, H, W, C]. B, H and W may be dynamic: everything runs eagerly

@@ -98,7 +98,7 @@ log = logging.getLogger("segcore.evaluate")
 def resolve_saved_model(path):
     """The SavedModel `path` names: `path` itself if it is a SavedModel directory; the
     highest integer version of a TF Serving model base path; for a run directory, its
-    `saved_model/` (versioned, or a SavedModel itself: the layout before versions)."""
+    `saved_model/` (versioned, or an unversioned SavedModel itself)."""
     found = find_saved_model(path)
     if found is not None:
         return found

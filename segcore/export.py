@@ -378,10 +378,10 @@ def parse_version(value):
 def version_dir(base, version=None):
     """The directory of a new version of model base path `base`: `version`, or the next
     integer after the existing versions (1 for none). ConfigError when it exists or when
-    `base` is itself a SavedModel (the layout before versions)."""
+    `base` is itself a SavedModel (unversioned, not a model base path)."""
     if is_saved_model(base):
-        raise ConfigError(f"{base}: is itself a SavedModel (the layout before versioned "
-                          f"directories); export with --out to another model base path")
+        raise ConfigError(f"{base}: is itself a SavedModel (unversioned, not a model base path "
+                          f"with version directories); export with --out to another model base path")
     if os.path.exists(base) and not os.path.isdir(base):
         raise ConfigError(f"--out {base}: exists and is not a directory")
     existing = list_versions(base)
@@ -398,7 +398,7 @@ def version_dir(base, version=None):
 
 def find_saved_model(path):
     """The SavedModel directory `path` names, or None: `path` itself; the highest version of a
-    model base path; `path/saved_model` (a run directory, old layout) or its highest version."""
+    model base path; `path/saved_model` (a run directory: unversioned, or its highest version)."""
     for candidate in (path, os.path.join(path, "saved_model")):
         if is_saved_model(candidate):
             return candidate
@@ -513,8 +513,8 @@ def frozen_function(function):
     Workaround: TF 2.21's converter keeps the Keras 3 network's variables as resource
     variables (READ_VARIABLE ops) whose values it does not store: the .tflite file has
     no weights and the interpreter returns NaN (XNNPACK) or fails "variable != nullptr"
-    (tensorflow/tensorflow issue 98964). Freezing first (what the converter itself did
-    before resource variables) embeds the weights. Checked by
+    (tensorflow/tensorflow issue 98964). Freezing first (every variable read replaced
+    by a constant holding its value) embeds the weights. Checked by
     tests/test_serving.py::test_tflite_converter_still_drops_unfrozen_keras_weights.
     """
     from tensorflow.python.framework.convert_to_constants import (

@@ -7,7 +7,8 @@ TensorFlow's process-wide gradient registry under a fresh name
 ("CustomGradient-<n>") and never removes it; the function's closure holds the
 traced step's tensors, so the step's FuncGraph, and through its captures every
 variable of the network and its optimiser, stay alive after the model is deleted
-and `keras.backend.clear_session()` has run: 1.5-2 GB per FCN-8s training here.
+and `keras.backend.clear_session()` has run: a process that trains networks one after
+another (a test suite, a notebook) holds all of them (an FCN-8s with its Adam slots alone: 1.6 GB).
 Upstream: tensorflow/tensorflow issue 97697 (fixed by pull request 109334, after
 2.21), keras-team/keras issue 20245, keras-team/tf-keras issue 286.
 

@@ -10,7 +10,7 @@ in oneDNN matmul, TF 2.21.0) and the AMX bf16 brgemm faults fixed in oneDNN
 (uxlfoundation/oneDNN pull request 3815, "[SPR] Matmul (bf16) failed with SegFault").
 It is not the matmul alone: the same FCN-32s run with `fc6` as a plain `Conv2D` (no
 MatMul op in the graph) aborts the same way, while 10 training steps of a lone bf16
-1200x25088 @ 25088x4096 matmul do not (2026-12-02), so no per-network exemption is safe.
+1200x25088 @ 25088x4096 matmul do not, so no per-network exemption is safe.
 What the cap costs: DeepLabv3+ ResNet-50 at 513x513 trains in mixed_bfloat16 at 0.70x
 float32 capped, 1.60x uncapped (benchmarks/README.md, bench_families.py).
 

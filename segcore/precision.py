@@ -24,7 +24,7 @@ def cpu_has_bf16(flags=None):
 
 
 def resolve_policy(precision):
-    """Keras dtype policy name for --precision auto|fp32|mixed on this machine."""
+    """Keras dtype policy name for --precision auto|fp32|mixed on the machine running it."""
     if precision not in PRECISIONS:
         raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "fp32":
@@ -42,7 +42,7 @@ def resolve_policy(precision):
 
 def resolve_export_policy(export_precision):
     """Keras dtype policy of the exported SavedModel (and of the evaluation that writes
-    metrics.json): float32 unless `--export-precision mixed` asks for this machine's mixed
+    metrics.json): float32 unless `--export-precision mixed` asks for the running machine's mixed
     policy. A served model must not depend on the CPU it was trained on."""
     if export_precision not in EXPORT_PRECISIONS:
         raise ConfigError(f"--export-precision must be one of {', '.join(EXPORT_PRECISIONS)}; "

@@ -6,8 +6,8 @@
 
 `--model` is a SavedModel written by `segcore.export`, a model base path with
 version directories (the highest is used), or a run directory with
-`saved_model/` (versioned, or the layout before versions); the class names and palette come from its `metadata`
-signature, so nothing else of the package or the training run is needed.
+`saved_model/` (versioned, or an unversioned SavedModel); the class names and palette come
+from its `metadata` signature, so nothing else of the package or the training run is needed.
 Inputs are image files and/or directories (their PNG/JPEG/BMP/TIFF files, not
 recursive), of any size; grey, palette and RGBA images are converted to RGB
 (alpha dropped), JPEG EXIF orientation is applied (PIL `exif_transpose`).
@@ -21,7 +21,8 @@ For each image `NAME.ext`, under `--out`:
   image and `np.array(Image.open(p))` gives the class ids (also for the
   two-class road task: 0 not road, 1 road);
 * overlays/NAME.png: the class colours blended over the image (alpha
-  `--alpha`); for the road task road is painted green, as the KITTI seeds do;
+  `--alpha`); for the road task road is painted green, as in the KITTI blog posts
+  (seeds 000/003, SOURCES.md);
 * side_by_side/NAME.png: image | colour class map | overlay.
 
 Two inputs with the same stem (a.jpg, a.png) are written as a_jpg.png and

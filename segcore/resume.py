@@ -278,7 +278,7 @@ def read_backup_arrays(path, meta, state, groups=GROUPS):
 
 def _npy_array(data):
     """The array of .npy `data` (bytes), without the chunked copy of
-    np.lib.format.read_array on a file object (2 s per 400 MB)."""
+    np.lib.format.read_array on a file object (slow for arrays of hundreds of MB)."""
     stream = io.BytesIO(data)
     version = np.lib.format.read_magic(stream)
     header = (np.lib.format.read_array_header_1_0 if version == (1, 0)

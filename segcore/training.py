@@ -69,7 +69,7 @@ class TrainConfig:
     """Everything a run needs; written to the run directory as config.json."""
 
     name: str = "run"
-    target: str = ""                       # the paper/seed figure this preset aims at
+    target: str = ""                       # the figure (paper or source document) this preset aims at
     family: str = "fcn"
     model: dict = dataclasses.field(default_factory=dict)  # builder keyword arguments
     dataset: str = "synthetic_road"

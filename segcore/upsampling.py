@@ -12,8 +12,9 @@ so that a transposed convolution of kernel 2f and stride f starts as bilinear
 interpolation.
 
 `ResizeConv2D` is the resize-then-convolve alternative of Odena et al.,
-"Deconvolution and Checkerboard Artifacts" (Distill 2016), which the seeds
-recommend against the checkerboard pattern of strided transposed convolutions.
+"Deconvolution and Checkerboard Artifacts" (Distill 2016), which seed 001 (the Korean
+semantic-segmentation lecture notes, SOURCES.md) recommends against the checkerboard
+pattern of strided transposed convolutions.
 """
 
 import numpy as np
@@ -127,8 +128,9 @@ DECODER_KINDS = ("transpose", "nearest", "bilinear")
 def transposed_convolution(values, kernel, stride, bias=0.0, padding="valid"):
     """2-D array through `keras.layers.Conv2DTranspose` with one fixed kernel.
 
-    values: [h, w]; kernel: [k, k] (a scalar is a 1x1 kernel). Seed 002's
-    example is ``transposed_convolution([[1, 2], [3, 4]], 1, 2, bias=1)``.
+    values: [h, w]; kernel: [k, k] (a scalar is a 1x1 kernel). The example of seed 002
+    (the Korean U-Net lecture notes, SOURCES.md) is
+    ``transposed_convolution([[1, 2], [3, 4]], 1, 2, bias=1)``.
     Returns the float32 [H, W] output (H = h * stride + max(k - stride, 0) for "valid").
     """
     values = np.asarray(values, np.float32)

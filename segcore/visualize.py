@@ -23,8 +23,8 @@ def overlay(image, class_ids, palette=None, alpha=0.5, classes=None, colour=ROAD
     """Blend class colours over `image` (uint8 [H, W, 3]).
 
     With `classes` (e.g. (1,) for road), only those pixels are painted, in
-    `colour`: the seeds' "road painted green". Otherwise every class is painted
-    with its palette colour.
+    `colour`: the "road painted green" of the KITTI blog posts (seeds 000/003,
+    SOURCES.md). Otherwise every class is painted with its palette colour.
     """
     image = np.asarray(image, np.float32)
     class_ids = np.asarray(class_ids)

@@ -1,11 +1,11 @@
 """U-Net (Ronneberger, Fischer, Brox, MICCAI 2015) as a Keras functional model.
 
-The default is the paper's network (Fig. 1) and the seed's Keras code
-(shared/seeds/002): per level two unpadded 3x3 convolutions with ReLU, a 2x2
+The default is the paper's network (Fig. 1) and the Keras code of seed 002 (the
+Korean U-Net lecture notes, SOURCES.md): per level two unpadded 3x3 convolutions with ReLU, a 2x2
 max-pooling with stride 2, channels 64-128-256-512-1024; on the way up a 2x2
 up-convolution (`Conv2DTranspose`, stride 2) halving the channels and followed
-by a ReLU, as in the seed and the authors' Caffe model (`relu_u3a`);
-concatenation [up-convolved, centre-cropped skip] in the seed's order (crops 4,
+by a ReLU, as in seed 002 and the authors' Caffe model (`relu_u3a`);
+concatenation [up-convolved, centre-cropped skip] in seed 002's order (crops 4,
 16, 40, 88 pixels per side at 572x572); two 3x3 convolutions with ReLU; a final
 1x1 convolution to `num_classes` logits. 572x572x1 -> 388x388x2, 31,030,658
 parameters (tests/test_unet_model.py). Weights start from the paper's Gaussian

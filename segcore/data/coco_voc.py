@@ -1,8 +1,9 @@
 """MS-COCO restricted to the 20 PASCAL VOC classes ("COCO-VOC"), defined as torchvision does.
 
-Seed 004 (section 2.6) trains FCN on the COCO images whose objects belong to the
-VOC classes; torchvision trains and reports its FCN / DeepLabv3 / LR-ASPP models on
-the same subset ("COCO-val2017-VOC-labels"). This reader follows torchvision's
+Seed 004 (the Korean FCN project blog post, SOURCES.md; its section 2.6) trains FCN on
+the COCO images whose objects belong to the VOC classes; torchvision trains and
+reports its FCN / DeepLabv3 / LR-ASPP models on the same subset
+("COCO-val2017-VOC-labels"). This reader follows torchvision's
 `references/segmentation/coco_utils.py` (`get_coco`, `FilterAndRemapCocoCategories`,
 `ConvertCocoPolysToMask`, `_coco_remove_images_without_annotations`) rule for rule,
 so figures are comparable.
