@@ -1,14 +1,21 @@
 """Where the reproduction notebooks (`notebooks/`) find data and write runs.
 
-Scale (`SEGCORE_NOTEBOOK_SCALE`, the notebooks' `parameters` cell): "full" (the
-default) is the real reproduction, "ci" shrinks data, steps and sizes so that a
-notebook runs in about a minute on 2 CPU cores (tests/test_notebooks.py).
+Scale (`SEGCORE_NOTEBOOK_SCALE`, the notebooks' `parameters` cell):
 
-Data (`find_data`): at "full" scale the complete dataset under the repository's
-`data/` folder (its documented layout, data/README.md) when it is there, else
-the real samples under `SEGCORE_DATASETS` (default ``../shared/datasets`` from
-the repository root); at "ci" scale always the samples. Which one was used is
-printed, and a missing one is a DataError naming both places.
+* "ci": seconds to a minute on 2 CPU cores (tests/test_notebooks.py), the real
+  samples, a handful of steps;
+* "sample" (the default, and what the committed outputs show): the real samples
+  under `SEGCORE_DATASETS` (default ``../shared/datasets`` from the repository
+  root) with a stated CPU budget;
+* "paper": the preset's whole recipe on the complete dataset under the
+  repository's `data/` folder (its documented layout, data/README.md). When that
+  dataset is absent the notebook stops at once (`find_data` raises `NotebookStop`,
+  shown as one line naming the folder and the command that fetches it); it never
+  falls back to the samples.
+* "full": the older name of the notebooks not yet moved to the three scales: the
+  complete dataset when present, else the samples.
+
+Which data was used is printed.
 Runs go to `SEGCORE_NOTEBOOK_RUNS` (default ``runs/notebooks`` of the repository).
 Committed outputs name no folder of the machine that ran them: `relative` writes
 paths relative to the repository, and `log_relative` prints the engine's log
@@ -20,7 +27,8 @@ import os
 
 from segcore.errors import ConfigError, DataError
 
-SCALES = ("ci", "full")
+SCALES = ("ci", "sample", "paper", "full")
+DEFAULT_SCALE = "sample"
 
 # dataset -> (path under data/, path under the samples folder)
 LOCATIONS = {
@@ -35,6 +43,15 @@ LOCATIONS = {
 def repo_root():
     """The repository this module belongs to."""
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class NotebookStop(Exception):
+    """A notebook cannot run at its scale here (a missing dataset or weights file).
+
+    IPython shows it as its one-line message, without a traceback."""
+
+    def _render_traceback_(self):
+        return [f"NotebookStop: {self}"]
 
 
 def check_scale(scale):
@@ -63,20 +80,31 @@ def runs_dir():
 
 
 def find_data(name, scale, echo=print):
-    """(data_dir, "full" or "samples") of dataset `name` at `scale`; says which in `echo`."""
+    """(data_dir, "full" or "samples") of dataset `name` at `scale`; says which in `echo`.
+
+    "paper" needs the complete dataset under data/ (`NotebookStop` naming the folder and
+    `python -m segcore.data download` otherwise); "ci" and "sample" read the samples."""
     check_scale(scale)
     if name not in LOCATIONS:
         raise ConfigError(f"no notebook location for dataset {name!r}; expected one of "
                           f"{', '.join(LOCATIONS)}")
     full = os.path.join(repo_root(), "data", LOCATIONS[name][0])
     samples = os.path.join(samples_root(), LOCATIONS[name][1])
+    if scale == "paper":
+        if not os.path.isdir(full):
+            raise NotebookStop(relative(
+                f"the paper scale needs the complete {name} dataset in {full}, which is absent; "
+                f"fetch it with `python -m segcore.data download {name} --data-dir {full}` "
+                "(or run at SCALE = \"sample\")"))
+        echo(relative(f"{name}: the full dataset in {full}"))
+        return full, "full"
     if scale == "full" and os.path.isdir(full):
         echo(relative(f"{name}: the full dataset in {full}"))
         return full, "full"
     if not os.path.isdir(samples):
         raise DataError(f"{name}: neither {full} nor the samples {samples} exist "
                         "(set SEGCORE_DATASETS)")
-    why = "ci scale" if scale == "ci" else f"full scale, but {full} is absent"
+    why = f"{scale} scale" if scale != "full" else f"full scale, but {full} is absent"
     echo(relative(f"{name}: the real samples in {samples} ({why})"))
     return samples, "samples"
 
@@ -95,14 +123,32 @@ class _RelativeFormatter(logging.Formatter):
         return relative(super().format(record))
 
 
+class _RelativePaths(logging.Filter):
+    """Rewrites a record's message with `relative` paths, keeping its logger's format."""
+
+    def filter(self, record):
+        record.msg, record.args = relative(record.getMessage()), None
+        return True
+
+
+# Loggers of the libraries that print file paths with their own handlers (TensorFlow's
+# "Assets written to: ..." when a SavedModel is written).
+LIBRARY_LOGGERS = ("tensorflow", "absl")
+
+
 def log_relative():
     """Print log records to the notebook with `relative` paths (the engine adds no
-    console handler of its own when the root logger has one)."""
+    console handler of its own when the root logger has one); the records of
+    LIBRARY_LOGGERS are rewritten the same way."""
     root = logging.getLogger()
     if not any(isinstance(h.formatter, _RelativeFormatter) for h in root.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(_RelativeFormatter("%(levelname)s %(name)s: %(message)s"))
         root.addHandler(handler)
+    for name in LIBRARY_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RelativePaths) for f in logger.filters):
+            logger.addFilter(_RelativePaths())
 
 
 def show(fig=None):

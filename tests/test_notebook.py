@@ -1,0 +1,87 @@
+"""segcore.notebook: which data each notebook scale reads, and the one-line stop of the
+paper scale when the complete dataset is absent."""
+
+import logging
+import os
+
+import pytest
+
+from segcore import notebook
+from segcore.errors import ConfigError
+
+
+@pytest.fixture
+def checkout(tmp_path, monkeypatch):
+    """A repository root with an empty data/ folder, and a samples folder holding isbi2012."""
+    root, samples = tmp_path / "repo", tmp_path / "shared" / "datasets"
+    (root / "data").mkdir(parents=True)
+    (samples / "isbi2012").mkdir(parents=True)
+    monkeypatch.setattr(notebook, "repo_root", lambda: str(root))
+    monkeypatch.setenv("SEGCORE_DATASETS", str(samples))
+    return root, samples
+
+
+def test_sample_and_ci_read_the_samples_and_say_so(checkout):
+    root, samples = checkout
+    for scale in ("sample", "ci"):
+        said = []
+        assert notebook.find_data("isbi2012", scale, echo=said.append) == (
+            str(samples / "isbi2012"), "samples")
+        assert said == [f"isbi2012: the real samples in ../shared/datasets/isbi2012 ({scale} scale)"]
+
+
+def test_paper_stops_with_the_download_command_and_never_falls_back(checkout):
+    root, _ = checkout
+    with pytest.raises(notebook.NotebookStop) as stop:
+        notebook.find_data("isbi2012", "paper", echo=pytest.fail)
+    assert str(stop.value) == (
+        "the paper scale needs the complete isbi2012 dataset in data/isbi2012, which is absent; "
+        "fetch it with `python -m segcore.data download isbi2012 --data-dir data/isbi2012` "
+        "(or run at SCALE = \"sample\")")
+    assert stop.value._render_traceback_() == [f"NotebookStop: {stop.value}"]
+
+
+def test_paper_reads_the_complete_dataset_under_data(checkout):
+    root, _ = checkout
+    (root / "data" / "CamVid").mkdir()
+    said = []
+    assert notebook.find_data("camvid", "paper", echo=said.append) == (
+        str(root / "data" / "CamVid"), "full")
+    assert said == ["camvid: the full dataset in data/CamVid"]
+
+
+def test_unknown_scale_and_dataset_are_named(checkout):
+    with pytest.raises(ConfigError, match="one of ci, sample, paper, full, got 'big'"):
+        notebook.find_data("isbi2012", "big")
+    with pytest.raises(ConfigError, match="'mnist'"):
+        notebook.find_data("mnist", "sample")
+
+
+def test_relative_writes_no_folder_of_the_machine(checkout):
+    root, _ = checkout
+    text = notebook.relative(f"run in {os.path.join(root, 'runs', 'x')}, data in "
+                             f"{os.path.join(os.path.dirname(root), 'shared', 'datasets')}")
+    assert text == "run in runs/x, data in ../shared/datasets"
+
+
+@pytest.fixture
+def restored_logging():
+    """Leaves the root handlers and the library loggers' filters as they were."""
+    loggers = [logging.getLogger()] + [logging.getLogger(n) for n in notebook.LIBRARY_LOGGERS]
+    before = [(list(logger.handlers), list(logger.filters)) for logger in loggers]
+    yield
+    for logger, (handlers, filters) in zip(loggers, before):
+        logger.handlers[:], logger.filters[:] = handlers, filters
+
+
+def test_log_relative_rewrites_library_records_too(checkout, caplog, restored_logging):
+    root, _ = checkout
+    notebook.log_relative()
+    notebook.log_relative()   # twice: one filter per logger
+    path = os.path.join(root, "runs", "r", "saved_model", "1", "assets")
+    with caplog.at_level("INFO"):
+        for name in notebook.LIBRARY_LOGGERS:
+            logging.getLogger(name).info("Assets written to: %s", path)
+    assert [r.getMessage() for r in caplog.records] == ["Assets written to: runs/r/saved_model/1/assets"] * 2
+    for name in notebook.LIBRARY_LOGGERS:
+        assert len(logging.getLogger(name).filters) == 1
