@@ -259,13 +259,14 @@ def overrides(document, preset):
     """{dotted field: the run's value} for every field of config.json `document` that
     differs from TrainConfig `preset` (dict fields key by key), IGNORED_FIELDS left out.
 
-    Fields the run's config.json lacks are not compared."""
+    Fields the run's config.json lacks are not compared. Absolute paths (a run's data_dir,
+    init_from) are compared and written relative to the repository (`repo_relative`)."""
     expected = json.loads(preset.to_json())
     found = {}
     for field, want in expected.items():
         if field in IGNORED_FIELDS or field not in document:
             continue
-        have = document[field]
+        have = repo_relative(document[field])
         if isinstance(want, dict) and isinstance(have, dict):
             for sub in list(want) + [k for k in have if k not in want]:
                 if have.get(sub) != want.get(sub):
@@ -273,6 +274,19 @@ def overrides(document, preset):
         elif have != want:
             found[field] = have
     return found
+
+
+def repo_relative(value, root=REPO_ROOT):
+    """`value` with every absolute path in it (a string, or one inside a dict or list)
+    made relative to the repository root `root`, so results.yaml names no folder of the
+    machine that ran it."""
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.relpath(value, root)
+    if isinstance(value, dict):
+        return {k: repo_relative(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [repo_relative(v, root) for v in value]
+    return value
 
 
 def figures(block):

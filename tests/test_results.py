@@ -213,6 +213,21 @@ def test_record_of_a_renamed_run_of_the_preset(tmp_path, results_copy, cpuinfo):
     assert results.load_results(results_copy, PRESETS)["fcn/synthetic_fcn8s"] == entry
 
 
+def test_overrides_name_no_folder_of_the_machine(tmp_path, results_copy, cpuinfo):
+    """Absolute paths of a run (a notebook's data_dir and init_from) are recorded relative to
+    the repository; one that is the preset's own path once relative is no override."""
+    assert PRESETS["unet/isbi_unet_small"].data_dir == "data/isbi2012"
+    run_dir = write_run(tmp_path / "run", "unet/isbi_unet_small",
+                        changes={"data_dir": os.path.join(results.REPO_ROOT, "data", "isbi2012"),
+                                 "init_from": os.path.join(os.path.dirname(results.REPO_ROOT),
+                                                           "shared", "runs", "base")})
+    entry = results.record(run_dir, "unet/isbi_unet_small", "python -m unet_tf.train", results_copy,
+                           cpuinfo=cpuinfo)
+    assert entry["measured"]["overrides"] == {"init_from": "../shared/runs/base"}
+    assert results.repo_relative({"a": [os.path.join(results.REPO_ROOT, "x")], "b": "data/y"}) == \
+        {"a": ["x"], "b": "data/y"}
+
+
 def test_a_new_preset_entry_goes_after_its_predecessors():
     entries = {"fcn/synthetic_fcn8s": 1, "fcn/kitti_fcn8s": 3, "unet/smoke": 4}
     order = ["fcn/synthetic_fcn8s", "fcn/smoke", "fcn/kitti_fcn8s", "unet/synthetic_unet",
