@@ -24,7 +24,7 @@ then mixed (`segcore.precision.resolve_policy("mixed")`: mixed_bfloat16 on a
 CPU). Train img/s = batch / median `train_on_batch` time after the warm-up
 steps; infer img/s the same for `predict_on_batch`.
 
-`--before` adds, for each DeepLab network, the same rows with issue 16's speed
+`--before` adds, for each DeepLab network, the same rows with DeepLab speed
 fixes off (`common.deeplab_speed_fixes(False)`: Keras's unfused batch norm and
 Keras's space-to-batch dilated Conv2D) and a table of after / before ratios.
 
@@ -120,7 +120,7 @@ def measure(config):
             "load_average": (load_before + os.getloadavg()[0]) / 2}
 
 
-BEFORE = " before"   # suffix of a network's row with issue 16's DeepLab fixes off
+BEFORE = " before"   # suffix of a network's row with DeepLab's speed paths off
 
 
 def configurations(args):
@@ -173,7 +173,7 @@ def step_table(results, figures, step):
 
 
 def fixes_table(results):
-    """After / before issue 16's DeepLab fixes: train and inference img/s ratios."""
+    """With / without DeepLab's speed paths: train and inference img/s ratios."""
     rate = {(r["network"], r["precision"]): r for r in results if "error" not in r}
     headers = ["network", "precision", "train img/s before", "train img/s after", "train after / before",
                "infer img/s before", "infer img/s after", "infer after / before"]
@@ -201,7 +201,7 @@ def report(results, figures, ceiling_options, args):
     print(f"### Inference (% of the ceiling above, oneDNN cap {cap})\n")
     print(step_table(results, figures, "infer"))
     if args.before:
-        print("\n### DeepLab before / after issue 16's fixes (rows 'before': Keras's batch norm "
+        print("\n### DeepLab without / with its speed paths (rows 'before': Keras's batch norm "
               "and Keras's space-to-batch dilated Conv2D)\n")
         print(fixes_table(results))
     loads = ", ".join(f"{r['network']} {r['precision']} {r['load_average']:.1f}"
@@ -225,7 +225,7 @@ def main(argv=None):
     parser.add_argument("--networks", nargs="+", default=list(NETWORKS), choices=list(NETWORKS))
     parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS), choices=PRECISIONS)
     parser.add_argument("--before", action="store_true",
-                        help="also measure each DeepLab network with issue 16's fixes off "
+                        help="also measure each DeepLab network with the speed paths off "
                              "(common.deeplab_speed_fixes), in the same run")
     common.add_isolation_arguments(parser)
     args = parser.parse_args(argv)

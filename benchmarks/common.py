@@ -191,10 +191,10 @@ def build_preset_task(family, preset, precision, num_classes, batch_size, size, 
 
 
 def deeplab_speed_fixes(enabled):
-    """Switch issue 16's DeepLab speed fixes for networks built from now on in this process:
+    """Switch DeepLab's speed paths for networks built from now on in this process:
     `deeplab_tf.aspp.FusedBatchNormalization.fused` (fused batch norm) and
     `deeplab_tf.atrous.AtrousConv2D.native` (dilated Conv2D without space-to-batch).
-    Off is the code before the fixes, the benchmarks' "before" baseline."""
+    Off is the plain Keras code path, the benchmarks' "before" baseline."""
     from deeplab_tf.aspp import FusedBatchNormalization
     from deeplab_tf.atrous import AtrousConv2D
     FusedBatchNormalization.fused = AtrousConv2D.native = bool(enabled)

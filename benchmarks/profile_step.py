@@ -215,7 +215,7 @@ def set_native_atrous(network, native):
     return len(layers)
 
 
-# Row label suffix -> how the network of that "before" row is changed (issue 16's fixes off).
+# Row label suffix -> how the network of that "before" row is changed (DeepLab's speed paths off).
 BASELINES = {
     "keras-BN": lambda network: set_fused_batch_norm(network, False),
     "keras-atrous": lambda network: set_native_atrous(network, False),
@@ -323,10 +323,10 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=15, help="rows per table")
     parser.add_argument("--keras-batch-norm", action="store_true",
                         help="deeplab: also profile each precision with Keras's unfused batch "
-                             "norm (the code before issue 16's fix), in the same process")
+                             "norm (the plain Keras path), in the same process")
     parser.add_argument("--keras-atrous", action="store_true",
                         help="deeplab: also profile each precision with Keras's space-to-batch "
-                             "dilated Conv2D (the code before issue 16's deeplab_tf.atrous)")
+                             "dilated Conv2D (Keras's space-to-batch path)")
     parser.add_argument("--keep-profile", metavar="DIR",
                         help="write the profiles here (TensorBoard's profile tab reads them)")
     args = parser.parse_args(argv)

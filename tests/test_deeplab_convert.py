@@ -1,8 +1,8 @@
 """Published research/deeplab weights through `deeplab_tf.convert`.
 
 The real file is the TensorFlow team's DeepLabv3 MobileNetV2 (depth multiplier
-0.5, VOC 2012) of the TFLite GPU demo, /work/shared/weights (found beside
-SEGCORE_DATASETS or named by SEGCORE_WEIGHTS); the tests fail when it is missing.
+0.5, VOC 2012) of the TFLite GPU demo, in the `weights` folder beside
+SEGCORE_DATASETS or the one SEGCORE_WEIGHTS names; the tests fail when it is missing.
 
 Real research/deeplab checkpoints and frozen graphs are not available here. Those
 two paths are tested on files written by the tests under the reference's variable

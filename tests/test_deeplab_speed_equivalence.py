@@ -1,4 +1,4 @@
-"""Issue 16's speed fixes change no number: DeepLab's fused batch norm
+"""DeepLab's speed paths change no number: its fused batch norm
 (`deeplab_tf.aspp.FusedBatchNormalization`) against Keras's own BatchNormalization code
 path, layer by layer and on a whole network's training step (outputs, gradients, moving
 averages), in float32 and mixed_bfloat16."""
