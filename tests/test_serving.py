@@ -414,7 +414,8 @@ def test_fcn_and_unet_runs_export_and_serve_real_images(tmp_path, datasets_root)
         meta = signatures["metadata"]()
         options = json.loads(meta["inference_options"].numpy())
         assert options == ({"network_input_size": [64, 160]} if family == "fcn" else
-                           {"tile_size": 68, "tiles_per_pass": 4, "padding": "valid"}), options
+                           {"tile_size": 68, "tiles_per_pass": 4, "padding": "valid",
+                                "eval_rotations": 1}), options
 
 
 @pytest.mark.slow
