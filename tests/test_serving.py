@@ -415,7 +415,7 @@ def test_fcn_and_unet_runs_export_and_serve_real_images(tmp_path, datasets_root)
         options = json.loads(meta["inference_options"].numpy())
         assert options == ({"network_input_size": [64, 160]} if family == "fcn" else
                            {"tile_size": 68, "tiles_per_pass": 4, "padding": "valid",
-                                "eval_rotations": 1}), options
+                            "eval_rotations": 1}), options
 
 
 @pytest.mark.slow
