@@ -13,6 +13,7 @@ temporary SEGCORE_NOTEBOOK_RUNS. Executed notebooks are not written back.
 import glob
 import json
 import os
+import re
 import sys
 import time
 
@@ -71,3 +72,19 @@ def test_notebook_runs_at_ci_scale(path, kernel_path, datasets_root, tmp_path, m
     client.execute()
     seconds = time.monotonic() - started
     assert seconds <= budget, f"{os.path.basename(path)} took {seconds:.0f} s, budget {budget:.0f} s"
+
+
+# A folder of the machine that ran a notebook, as its outputs would show it.
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:work|tmp|home|root|Users|mnt|data|check)/[\w.-]")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_committed_outputs_name_no_folder_of_the_machine(path):
+    """Committed outputs show paths relative to the repository (segcore.notebook.relative)."""
+    notebook = nbformat.read(path, as_version=4)
+    found = []
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            texts = [output.get("text", "")] + [output.get("data", {}).get("text/plain", "")]
+            found += [f"cell {index}: {m.group(0)}..." for t in texts for m in MACHINE_PATH.finditer(t)]
+    assert not found, f"{os.path.basename(path)}: {found}"
