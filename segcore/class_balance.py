@@ -18,15 +18,13 @@ def median_frequency_weights(labels, num_classes, ignore_label=255):
     """Class weights of an iterable of label arrays (class ids, any shape)."""
     pixels = np.zeros(num_classes, np.float64)
     image_pixels = np.zeros(num_classes, np.float64)
-    count = 0
     for label in labels:
         label = np.asarray(label).ravel()
         valid = label[(label != ignore_label) & (label < num_classes)].astype(np.int64)
         counts = np.bincount(valid, minlength=num_classes)[:num_classes]
         pixels += counts
         image_pixels += (counts > 0) * valid.size
-        count += 1
-    if not count or not pixels.any():
+    if not pixels.any():
         raise DataError("median frequency balancing: no labelled pixels")
     present = image_pixels > 0
     frequency = np.zeros(num_classes)
