@@ -28,7 +28,6 @@ import os
 from segcore.errors import ConfigError, DataError
 
 SCALES = ("ci", "sample", "paper", "full")
-DEFAULT_SCALE = "sample"
 
 # dataset -> (path under data/, path under the samples folder)
 LOCATIONS = {
@@ -90,17 +89,14 @@ def find_data(name, scale, echo=print):
                           f"{', '.join(LOCATIONS)}")
     full = os.path.join(repo_root(), "data", LOCATIONS[name][0])
     samples = os.path.join(samples_root(), LOCATIONS[name][1])
+    if scale in ("paper", "full") and os.path.isdir(full):
+        echo(relative(f"{name}: the full dataset in {full}"))
+        return full, "full"
     if scale == "paper":
-        if not os.path.isdir(full):
-            raise NotebookStop(relative(
-                f"the paper scale needs the complete {name} dataset in {full}, which is absent; "
-                f"fetch it with `python -m segcore.data download {name} --data-dir {full}` "
-                "(or run at SCALE = \"sample\")"))
-        echo(relative(f"{name}: the full dataset in {full}"))
-        return full, "full"
-    if scale == "full" and os.path.isdir(full):
-        echo(relative(f"{name}: the full dataset in {full}"))
-        return full, "full"
+        raise NotebookStop(relative(
+            f"the paper scale needs the complete {name} dataset in {full}, which is absent; "
+            f"fetch it with `python -m segcore.data download {name} --data-dir {full}` "
+            "(or run at SCALE = \"sample\")"))
     if not os.path.isdir(samples):
         raise DataError(f"{name}: neither {full} nor the samples {samples} exist "
                         "(set SEGCORE_DATASETS)")
