@@ -32,6 +32,8 @@ fixed. FCN-16s: 134,357,354 + 7,056 (`upscore2`) + 451,584 (`upscore16`); FCN-32
 1,806,336 (`upscore32`).
 """
 
+import os
+
 import keras
 
 from segcore.errors import ConfigError, check_choice
@@ -51,7 +53,7 @@ CAFFE_SCORE_OFFSET = {"fcn32s": 19, "fcn16s": 27, "fcn8s": 31, "fcn8s_atonce": 3
 
 def build_fcn(variant="fcn8s", num_classes=21, input_shape=(None, None, 3), weights=None,
               dropout=0.5, learn_upsampling="skips", upsampling="transpose",
-              geometry="aligned", name=None):
+              geometry="aligned", width=1.0, name=None):
     """Build an FCN as a Keras functional model.
 
     Args:
@@ -72,6 +74,10 @@ def build_fcn(variant="fcn8s", num_classes=21, input_shape=(None, None, 3), weig
         "resize_conv" (bilinear resize then a 3x3 convolution started as the
         identity, against checkerboard artifacts; geometry "aligned" only).
       geometry: "aligned" or "caffe" (module docstring).
+      width: multiplier of every VGG16 channel count (64 ... 512, fc6/fc7 4096); 1.0 is
+        the paper's VGG16 and the only width ImageNet weights fit. Narrower networks
+        (e.g. 0.125: 8 ... 64 channels, fc 512) train the same graph in a fraction of
+        the time, for tests and quick looks.
     Returns:
       keras.Model from images to float32 logits [batch, H, W, num_classes].
     """
@@ -83,8 +89,17 @@ def build_fcn(variant="fcn8s", num_classes=21, input_shape=(None, None, 3), weig
         raise ConfigError("upsampling='resize_conv' needs geometry='aligned'")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ConfigError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if not isinstance(width, (int, float)) or isinstance(width, bool) or not 0 < width <= 1:
+        raise ConfigError(f"width must be a number in (0, 1], got {width!r}")
+    if weights is not None and width != 1:
+        raise ConfigError(f"weights={weights!r}: VGG16 weights fit width 1.0 only, got "
+                          f"width {width}")
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ConfigError(f"input_shape must be (height, width, 3), got {tuple(input_shape)}")
+    # The weights file is found (or fetched) before the network is built.
+    path = resolve_imagenet_weights() if weights == "imagenet" else weights
+    if path is not None and not os.path.isfile(path):
+        raise ConfigError(f"--weights: no VGG16 weights file at {path}")
 
     def upsample(x, factor, layer_name, final):
         trainable = learn_upsampling == "all" or (learn_upsampling == "skips" and not final)
@@ -107,7 +122,7 @@ def build_fcn(variant="fcn8s", num_classes=21, input_shape=(None, None, 3), weig
 
     image = keras.Input(input_shape, name="image")
     x = PadToMultiple(32, name="pad_to_32")(image) if geometry == "aligned" else image
-    features = vgg16_encoder(x, geometry=geometry, dropout=dropout)
+    features = vgg16_encoder(x, geometry=geometry, dropout=dropout, width=width)
     atonce = variant == "fcn8s_atonce"
 
     score_fr = score(features[32], "score_fr")
@@ -140,7 +155,6 @@ def build_fcn(variant="fcn8s", num_classes=21, input_shape=(None, None, 3), weig
     logits = CropLike(offset, name="score", dtype="float32")([upscore, image])
     model = keras.Model(image, logits, name=name or variant)
 
-    if weights is not None:
-        path = resolve_imagenet_weights() if weights == "imagenet" else weights
+    if path is not None:
         load_vgg16_weights(model, path)
     return model

@@ -23,7 +23,7 @@ PRESETS = {
     "smoke": TrainConfig(
         name="smoke",
         target="pipeline check only: 2 steps on 8 generated frames",
-        model=dict(_FCN8S),
+        model={**_FCN8S, "width": 0.125},   # VGG16's graph at 8-64 channels, fc 512
         dataset="synthetic_road", dataset_options={"count": 8},
         image_size=(64, 160), epochs=1, batch_size=2, steps_per_epoch=2, optimizer="adam",
         learning_rate=1e-4, eval_max_images=2, overlays=2, weights=None,

@@ -26,8 +26,10 @@ OPTIONS = ModelOptions("fcn", build_fcn)
 
 def build(config, num_classes):
     (options,) = OPTIONS.split(config.model)
+    width = options.get("width", 1.0)
     network, note = build_with_weights(
-        config.weights, lambda weights: build_fcn(num_classes=num_classes, weights=weights, **options))
+        config.weights, lambda weights: build_fcn(num_classes=num_classes, weights=weights, **options),
+        no_imagenet=f"width {width}: ImageNet VGG16 weights fit width 1.0 only" if width != 1 else None)
     return network, {"weights_used": note}
 
 

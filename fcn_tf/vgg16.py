@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # (block, number of 3x3 convolutions, channels): VGG16, configuration D.
 VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
+FC_CHANNELS = 4096  # fc6 and fc7
 
 IMAGENET_WEIGHTS_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/"
@@ -40,8 +41,11 @@ IMAGENET_WEIGHTS_MD5 = "64373286793e3c8b2b4e3219cbf3544b"
 VGG_MEAN_BGR = IMAGENET_MEAN_BGR
 
 
-def vgg16_encoder(x, geometry="aligned", dropout=0.5):
+def vgg16_encoder(x, geometry="aligned", dropout=0.5, width=1.0):
     """Apply the VGG16 encoder to tensor `x`; return ``{stride: tensor}``.
+
+    `width` scales every layer's channels (64 ... 512 and fc6/fc7's 4096; at least 1
+    each): 1.0 is VGG16, the only width ImageNet weights fit.
 
     geometry "aligned": 3x3 convolutions and the 7x7 `fc6` use 'same' padding;
     the caller pads the input to a multiple of 32, so pool3/pool4/fc7 are
@@ -52,7 +56,8 @@ def vgg16_encoder(x, geometry="aligned", dropout=0.5):
     ceil mode, which 'same' 2x2/2 pooling reproduces).
     """
     features = {}
-    for block, repeats, channels in VGG16_BLOCKS:
+    for block, repeats, vgg_channels in VGG16_BLOCKS:
+        channels = scaled_channels(vgg_channels, width)
         for i in range(1, repeats + 1):
             if geometry == "caffe" and block == 1 and i == 1:
                 x = keras.layers.ZeroPadding2D(100, name="pad100")(x)
@@ -66,12 +71,18 @@ def vgg16_encoder(x, geometry="aligned", dropout=0.5):
         features[2 ** block] = x
     fc6_padding = "valid" if geometry == "caffe" else "same"
     # fc6 as im2col + GEMM: same weights and results as Conv2D, far faster gradient.
-    x = PatchConv2D(4096, 7, padding=fc6_padding, activation="relu", name="fc6")(x)
+    x = PatchConv2D(scaled_channels(FC_CHANNELS, width), 7, padding=fc6_padding, activation="relu", name="fc6")(x)
     x = keras.layers.Dropout(dropout, name="drop6")(x)
-    x = keras.layers.Conv2D(4096, 1, activation="relu", name="fc7")(x)
+    x = keras.layers.Conv2D(scaled_channels(FC_CHANNELS, width), 1, activation="relu",
+                            name="fc7")(x)
     x = keras.layers.Dropout(dropout, name="drop7")(x)
     features[32] = x
     return {8: features[8], 16: features[16], 32: features[32]}
+
+
+def scaled_channels(channels, width):
+    """VGG16's `channels` times `width`, rounded, at least 1."""
+    return max(1, round(channels * width))
 
 
 def resolve_imagenet_weights(origin=IMAGENET_WEIGHTS_URL, file_hash=IMAGENET_WEIGHTS_MD5,

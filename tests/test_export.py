@@ -26,7 +26,7 @@ def png_bytes(image):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    network = build_fcn("fcn8s", 3, dropout=0.0)
+    network = build_fcn("fcn8s", 3, dropout=0.0, width=0.125)
     rng = np.random.default_rng(0)
     for name in ("score_fr", "score_pool4", "score_pool3"):  # non-trivial outputs
         layer = network.get_layer(name)

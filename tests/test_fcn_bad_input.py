@@ -91,7 +91,11 @@ def test_num_classes_inconsistent_with_the_data(capsys, tmp_path):
     (["--preset", "smoke", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
     (["--preset", "smoke", "--precision", "half"], "--precision must be one of auto, fp32, mixed"),
     (["--preset", "smoke", "--optimizer", "rmsprop"], "--optimizer must be one of adam, sgd"),
-    (["--preset", "smoke", "--weights", "/no/such/vgg16.h5"], "no VGG16 weights file at /no/such/vgg16.h5"),
+    (["--preset", "smoke", "--width", "1", "--weights", "/no/such/vgg16.h5"],
+     "no VGG16 weights file at /no/such/vgg16.h5"),
+    (["--preset", "smoke", "--weights", "/no/such/vgg16.h5"],
+     "VGG16 weights fit width 1.0 only, got width 0.125"),
+    (["--preset", "smoke", "--width", "0"], "width must be a number in (0, 1], got 0"),
 ])
 def test_bad_arguments(capsys, tmp_path, args, expected):
     status, message = run(capsys, *args, runs_dir=tmp_path)

@@ -9,6 +9,9 @@ from fcn_tf.vgg16 import copy_vgg16_weights, load_vgg16_weights
 from segcore.errors import ConfigError
 
 
+NARROW = 0.125  # VGG16's graph at 8 ... 64 channels, fc6/fc7 512: where width is not the point
+
+
 def count(weights):
     return sum(int(np.prod(w.shape)) for w in weights)
 
@@ -123,7 +126,7 @@ _CACHE = {}
 def _small_models():
     if not _CACHE:
         for geometry in ("aligned", "caffe"):
-            _CACHE[geometry] = build_fcn("fcn8s", 3, geometry=geometry)
+            _CACHE[geometry] = build_fcn("fcn8s", 3, geometry=geometry, width=NARROW)
     return _CACHE
 
 
@@ -131,7 +134,7 @@ def _small_models():
 def test_aligned_upsampling_puts_each_coarse_pixel_back_on_its_centre(layer_name, factor):
     # Pixel i of a stride-f map covers input pixels f*i ... f*i + f - 1 (centre
     # f*i + (f-1)/2); the 'same' transposed conv must peak symmetrically there.
-    model = build_fcn("fcn8s", 2)
+    model = build_fcn("fcn8s", 2, width=NARROW)
     layer = model.get_layer(layer_name)
     impulse = np.zeros((1, 6, 6, 2), np.float32)
     impulse[0, 2, 3, 0] = 1.0
@@ -149,11 +152,27 @@ def test_caffe_geometry_uses_the_reference_offsets():
     assert model.get_layer("fc6").padding == "valid"
 
 
+def test_width_scales_every_vgg16_layer_and_keeps_the_graph(fcn8s):
+    narrow = build_fcn("fcn8s", num_classes=21, width=NARROW)
+    assert [layer.name for layer in narrow.layers] == [layer.name for layer in fcn8s.layers]
+    for layer in fcn8s.layers:
+        if layer.name.startswith(("conv", "fc")):
+            assert narrow.get_layer(layer.name).filters == layer.filters // 8, layer.name
+    # conv1_1 ... conv5_3 at 8, 16, 32, 64, 64 channels, fc6 7x7x64x512, fc7 512x512, score 21
+    vgg = sum(3 * 3 * i * o + o for i, o in [(3, 8), (8, 8), (8, 16), (16, 16), (16, 32), (32, 32),
+                                             (32, 32), (32, 64)] + [(64, 64)] * 5)
+    fc = 7 * 7 * 64 * 512 + 512 + 512 * 512 + 512
+    scores = (512 + 1) * 21 + (64 + 1) * 21 + (32 + 1) * 21
+    assert count(narrow.weights) - 127_008 == vgg + fc + scores
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"variant": "fcn4s"}, "variant must be one of fcn32s, fcn16s, fcn8s, fcn8s_atonce; got 'fcn4s'"),
     ({"num_classes": 1}, "num_classes must be an integer >= 2"),
     ({"geometry": "caffe", "upsampling": "resize_conv"}, "resize_conv' needs geometry='aligned'"),
     ({"input_shape": (None, None, 1)}, r"input_shape must be \(height, width, 3\)"),
+    ({"width": 1.5}, r"width must be a number in \(0, 1\], got 1.5"),
+    ({"width": 0.5, "weights": "imagenet"}, "VGG16 weights fit width 1.0 only, got width 0.5"),
 ])
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -161,7 +180,7 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_resize_conv_upsampling_keeps_sizes():
-    model = build_fcn("fcn8s", 2, upsampling="resize_conv")
+    model = build_fcn("fcn8s", 2, upsampling="resize_conv", width=NARROW)
     assert model(np.zeros((1, 45, 70, 3), np.float32)).shape == (1, 45, 70, 2)
     assert "upscore8" in {layer.name for layer in model.layers}
 
