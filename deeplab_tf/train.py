@@ -92,6 +92,9 @@ class CaffeFromUnitRange(keras.layers.Layer):
         rgb = (tf.cast(inputs, tf.float32) + 1.0) * 127.5
         return tf.cast(rgb[..., ::-1] - tf.constant(IMAGENET_MEAN_BGR), self.compute_dtype)
 
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
 
 def split_options(model):
     """(build_deeplabv3plus kwargs, extra options) of config.model."""

@@ -30,6 +30,11 @@ tf.config.set_logical_device_configuration(
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# TensorFlow's and Keras's modules are some 300,000 objects that live as long as the
+# process: moved out of the collector's sight, every collection below walks only what
+# the tests made (a full collection over them takes ~0.2 s, ~1 s late in the suite).
+gc.freeze()
+
 if os.environ.get("SEGCORE_DATASETS"):
     os.environ["SEGCORE_DATASETS"] = os.path.abspath(os.environ["SEGCORE_DATASETS"])
 
@@ -41,7 +46,7 @@ def _release_memory():
     and reference cycles collected, so the networks a test built are freed before the
     next one."""
     yield
-    keras.backend.clear_session()
+    keras.backend.clear_session(free_memory=False)  # one collection, after the release
     gradient_registry.release(gradient_registry.custom_gradient_names())
     gc.collect()
 

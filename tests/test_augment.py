@@ -70,22 +70,72 @@ def test_scale_rotation_keeps_label_set_and_moves_image_with_mask():
         assert np.median(grey) == pytest.approx(60 * k + 30, abs=1)
 
 
-def test_photometric_jitter_touches_images_only_and_stays_in_range():
-    images, labels = batch(count=4)
-    augment = Augmenter(AugmentConfig(brightness=40.0, contrast=0.5, saturation=0.5))
-    out_images, out_labels, _ = augment(images, labels)
+def colour_batch(count=6, size=(9, 11)):
+    """Colourful images in [60, 190]: no jitter below can push them out of [0, 255]."""
+    rng = np.random.default_rng(5)
+    images = rng.integers(60, 191, (count, *size, 3)).astype(np.float32)
+    return images, np.zeros((count, *size), np.uint8)
+
+
+def per_image_fit(before, after):
+    """(slope, intercept) of each image's least-squares line after = slope * before + b,
+    and the largest residual."""
+    fits, residual = [], 0.0
+    for x, y in zip(before.reshape(len(before), -1), after.reshape(len(after), -1)):
+        slope, intercept = np.polyfit(x, y, 1)
+        residual = max(residual, float(np.abs(slope * x + intercept - y).max()))
+        fits.append((slope, intercept))
+    return np.array(fits), residual
+
+
+def test_brightness_adds_one_draw_per_image_within_its_range():
+    images, labels = colour_batch()
+    out, out_labels, _ = Augmenter(AugmentConfig(brightness=40.0))(images, labels, seed=(1, 2))
+    shift = np.asarray(out) - images
+    per_image = shift.reshape(len(images), -1)
+    np.testing.assert_allclose(per_image, per_image[:, :1].repeat(per_image.shape[1], 1), atol=1e-3)
+    assert np.all(np.abs(per_image[:, 0]) <= 40) and np.ptp(per_image[:, 0]) > 5
     np.testing.assert_array_equal(np.asarray(out_labels), labels)
-    out_images = np.asarray(out_images)
-    assert out_images.min() >= 0 and out_images.max() <= 255
-    assert not np.allclose(out_images, images)
 
 
-def test_runs_in_a_compiled_function_with_dynamic_sizes():
-    augment = tf.function(Augmenter(AugmentConfig(scale=(0.75, 1.5), flip=True)), reduce_retracing=True)
+def test_contrast_scales_about_each_images_mean():
+    images, labels = colour_batch()
+    out = np.asarray(Augmenter(AugmentConfig(contrast=0.5))(images, labels, seed=(0, 1))[0])
+    (fits, residual) = per_image_fit(images, out)
+    assert residual < 1e-3
+    assert np.all((0.5 <= fits[:, 0]) & (fits[:, 0] <= 1.5)) and np.ptp(fits[:, 0]) > 0.05
+    np.testing.assert_allclose(out.mean(axis=(1, 2, 3)), images.mean(axis=(1, 2, 3)), atol=1e-3)
+
+
+def test_saturation_scales_colour_about_each_pixels_grey():
+    images, labels = colour_batch()
+    out = np.asarray(Augmenter(AugmentConfig(saturation=0.5))(images, labels, seed=(0, 1))[0])
+    grey = images.mean(axis=-1, keepdims=True)
+    np.testing.assert_allclose(out.mean(axis=-1, keepdims=True), grey, atol=1e-3)
+    (fits, residual) = per_image_fit(images - grey, out - grey)
+    assert residual < 1e-3 and np.abs(fits[:, 1]).max() < 1e-3
+    assert np.all((0.5 <= fits[:, 0]) & (fits[:, 0] <= 1.5)) and np.ptp(fits[:, 0]) > 0.05
+
+
+def test_jitter_clips_to_the_pixel_range():
+    images, labels = batch(count=4)
+    out = np.asarray(Augmenter(AugmentConfig(brightness=200.0, contrast=0.9))(images, labels,
+                                                                           seed=(0, 1))[0])
+    assert out.min() == 0 and out.max() == 255
+
+
+def test_a_compiled_augmenter_draws_as_the_eager_one_at_every_size():
+    config = AugmentConfig(scale=(0.75, 1.5), flip=True, rotation=10, brightness=20.0)
+    eager = Augmenter(config)
+    compiled = tf.function(Augmenter(config), reduce_retracing=True)
     for size in ((32, 48), (17, 23)):
         images, labels = batch(count=2, size=size)
-        out_images, out_labels, _ = augment(images, labels)
-        assert out_images.shape[1:3] == size and out_labels.shape[1:] == size
+        expected = eager(images, labels, seed=(3, 4))
+        got = compiled(images, labels, seed=tf.constant([3, 4]))
+        assert got[0].shape[1:3] == size and got[1].shape[1:] == size
+        np.testing.assert_allclose(np.asarray(got[0]), np.asarray(expected[0]), atol=1e-3)
+        np.testing.assert_array_equal(np.asarray(got[1]), np.asarray(expected[1]))
+        assert not np.array_equal(np.asarray(got[1]), labels)  # the draw did move the mask
 
 
 def test_crop_size_takes_a_window_of_the_input_at_a_random_place():

@@ -420,7 +420,14 @@ def test_coco_voc_fcn8s_preset_trains_end_to_end(coco_dir, tmp_path):
                 "--weights", "none", "--runs-dir", runs, "--overlays", 1, "--no-export")
     with open(runs / "coco_voc_fcn8s" / "metrics.json") as f:
         metrics = json.load(f)
-    assert 0.0 <= metrics["pixel_accuracy"] <= 1.0 and len(metrics["per_class_iou"]) == 21
+    # the report is the evaluation's confusion matrix over the 3 images' labelled pixels
+    confusion = np.array(metrics["confusion_matrix"])
+    assert confusion.shape == (21, 21) and metrics["num_images"] == 3
+    assert metrics["pixel_accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
+    assert metrics["mean_iou"] == pytest.approx((np.diag(confusion)[union > 0] / union[union > 0]).mean())
+    assert metrics["baseline"]["pixel_accuracy"] == pytest.approx(
+        confusion.sum(1).max() / confusion.sum())
     with open(tmp_path / "runs" / "coco_voc_fcn8s" / "config.json") as f:
         recorded = json.load(f)
     assert recorded["dataset"] == "coco_voc" and recorded["model"]["variant"] == "fcn8s_atonce"

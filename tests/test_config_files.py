@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from harness import exit_error, h5_arrays
 from deeplab_tf import train as deeplab_train
 from fcn_tf import train as fcn_train
 from segcore import cli
@@ -26,10 +27,7 @@ def parse(module, argv, preset=None):
 
 
 def one_line_error(module, argv, capsys):
-    assert module.main(argv) == 2
-    message = capsys.readouterr().err.strip()
-    assert len(message.splitlines()) == 1, message
-    return message
+    return exit_error(module.main, argv, capsys)
 
 
 def test_layers_apply_in_order_preset_file_flags_set(tmp_path):
@@ -155,13 +153,7 @@ def test_rerun_from_config_json_reproduces_the_configuration(tmp_path):
 
 
 def _weights(run):
-    import h5py
-
-    arrays = {}
-    with h5py.File(run / "checkpoints" / "final.weights.h5") as f:
-        f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                     if isinstance(item, h5py.Dataset) else None)
-    return arrays
+    return h5_arrays(run / "checkpoints" / "final.weights.h5")
 
 
 @pytest.mark.slow

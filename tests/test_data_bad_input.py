@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
 
+from harness import read_all
 from segcore import data
 from segcore.data import check, images, voc2012
 from segcore.data.__main__ import main
@@ -18,11 +19,6 @@ from segcore.errors import DataError
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def read_all(dataset):
-    try:
-        return list(dataset.as_numpy_iterator())
-    except tf.errors.OpError as error:
-        raise images.data_error_from(error) from None
 
 
 def rgb(seed, size=(7, 5)):

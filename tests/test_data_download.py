@@ -2,76 +2,26 @@
 
 import dataclasses
 import hashlib
-import http.server
 import io
 import json
 import os
 import tarfile
-import threading
 import zipfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from harness import LocalHTTPServer
 from segcore import data
 from segcore.data import download
 from segcore.data.__main__ import main
 from segcore.errors import DataError
 
 
-class Server:
-    """Serves `files` (path -> bytes) on 127.0.0.1 with HTTP Range support.
-
-    `drop[path] = n`: the next answer for path stops after n bytes (connection closed).
-    `ignore_range`: paths answered in full (200) whatever the Range header.
-    `requests`: (path, Range header) of every request.
-    """
-
-    def __init__(self):
-        self.files, self.drop, self.ignore_range, self.requests = {}, {}, set(), []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
-                body = server.files.get(self.path)
-                server.requests.append((self.path, self.headers.get("Range")))
-                if body is None:
-                    self.send_error(404)
-                    return
-                start, wanted = 0, self.headers.get("Range")
-                if wanted and self.path not in server.ignore_range:
-                    start = int(wanted.split("=")[1].split("-")[0])
-                    if start >= len(body):
-                        self.send_error(416)
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-                else:
-                    self.send_response(200)
-                self.send_header("Content-Length", str(len(body) - start))
-                self.end_headers()
-                limit = server.drop.pop(self.path, None)
-                self.wfile.write(body[start:start + limit] if limit else body[start:])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
-    serving = Server()
+    serving = LocalHTTPServer()
     yield serving
     serving.close()
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from harness import read_all
 from segcore import data
 from segcore.data import camvid, check, cityscapes, folder, images, isbi2012, kitti_road, sbd, voc2012
 from segcore.errors import DataError
@@ -18,12 +19,6 @@ def pil_rgb(path):
     return np.array(Image.open(path).convert("RGB"))
 
 
-def read_all(dataset):
-    """Every element as numpy; an in-graph DataError check becomes DataError."""
-    try:
-        return list(dataset.as_numpy_iterator())
-    except tf.errors.OpError as error:
-        raise images.data_error_from(error) from None
 
 
 # --- descriptors ----------------------------------------------------------------

@@ -32,7 +32,6 @@ atrous rates are given, `concat_projection` 1x1 256 with BatchNorm, and
 import collections
 import inspect
 
-import keras
 import numpy as np
 import pytest
 

@@ -18,6 +18,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from harness import one_line_error
 from segcore import evaluate as ev
 from segcore.data.camvid import INFO as CAMVID
 from segcore.data.info import pascal_palette
@@ -369,12 +370,6 @@ def saved_model_without_signature(path, signature_name, spec=tf.TensorSpec([None
     signatures = {signature_name: module.fn.get_concrete_function()}
     tf.saved_model.save(module, str(path), signatures=signatures)
     return str(path)
-
-
-def one_line_error(capsys):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    return err
 
 
 def test_bad_inputs_give_one_line_messages(models, datasets_root, tmp_path, capsys):

@@ -10,7 +10,6 @@ import pytest
 import tensorflow as tf
 
 from fcn_tf import build_fcn, preprocess
-from fcn_tf import train as fcn_train
 from fcn_tf.presets import PRESETS
 from segcore.data import synthetic
 from segcore.losses import SegmentationCrossEntropy

@@ -9,18 +9,17 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 
-import h5py
 import keras
 import numpy as np
 import pytest
 from keras.src.backend.tensorflow import trainer as keras_tf_trainer
 
+from harness import h5_arrays
 from segcore import distribute
 from segcore.errors import ConfigError
 from segcore.launch import free_ports, tf_configs
@@ -193,14 +192,6 @@ train_and_evaluate(config, FAMILY)
 """
 
 
-def _h5_arrays(path):
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                     if isinstance(item, h5py.Dataset) else None)
-    return arrays
-
-
 @pytest.mark.slow
 def test_two_workers_end_with_the_single_process_weights(tmp_path):
     """U-Net smoke (border weight maps on, augmentation off): 2 workers x 1 image per
@@ -219,8 +210,8 @@ def test_two_workers_end_with_the_single_process_weights(tmp_path):
     assert sorted(os.listdir(runs)) == ["multi", "single"] and worker_temp_dirs(tmp_path) == []
     resolved = json.loads((runs / "multi" / "config.json").read_text())["resolved"]
     assert (resolved["workers"], resolved["replicas"], resolved["data_sharding"]) == (2, 2, "data")
-    one = _h5_arrays(runs / "single" / "checkpoints" / "final.weights.h5")
-    two = _h5_arrays(runs / "multi" / "checkpoints" / "final.weights.h5")
+    one = h5_arrays(runs / "single" / "checkpoints" / "final.weights.h5")
+    two = h5_arrays(runs / "multi" / "checkpoints" / "final.weights.h5")
     assert one.keys() == two.keys() and len(one) >= 10
     for key in one:
         np.testing.assert_allclose(two[key], one[key], rtol=1e-5, atol=1e-6, err_msg=key)

@@ -46,9 +46,32 @@ def test_shards_partition_the_data():
     assert seen[1] == [1, 4, 7, 10]
 
 
-def test_cached_epochs_equal_the_first():
-    pipeline = make_pipeline(numbered_pairs(), batch_size=5, training=False, cache=True)
-    assert order(pipeline) == order(pipeline) == list(range(10))
+def counted_reads(dataset, reads):
+    """`dataset`, appending each pair's number to `reads` whenever the source is read."""
+    def note(image, labels):
+        reads.append(int(image[0, 0, 0]))
+        return image, labels
+
+    def read(image, labels):
+        image, labels = tf.py_function(note, [image, labels], [tf.uint8, tf.uint8])
+        return tf.ensure_shape(image, [6, 8, 3]), tf.ensure_shape(labels, [6, 8])
+
+    return dataset.map(read)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_a_cached_pipeline_reads_its_source_once(training):
+    reads = []
+    pipeline = make_pipeline(counted_reads(numbered_pairs(), reads), batch_size=5,
+                             training=training, cache=True, seed=0)
+    first, second = order(pipeline), order(pipeline)
+    assert sorted(first) == sorted(second) == list(range(10))
+    assert sorted(reads) == list(range(10))  # the second epoch came from the cache
+    reads.clear()
+    uncached = make_pipeline(counted_reads(numbered_pairs(), reads), batch_size=5,
+                             training=training, cache=False, seed=0)
+    order(uncached), order(uncached)
+    assert sorted(reads) == sorted(list(range(10)) * 2)  # the counter does see every read
 
 
 def test_resize_keeps_labels_unmixed():

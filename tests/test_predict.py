@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from harness import one_line_error
 from segcore import predict as pr
 from segcore.export import export_saved_model
 from segcore.visualize import colorize, overlay, side_by_side
@@ -137,12 +138,6 @@ def test_test_time_options_change_nothing_for_a_covering_window(model, tmp_path)
                     "--crop", "30", "40", "--scales", "1.0"]) == 0
     with Image.open(tmp_path / "a" / "labels" / "x.png") as labels:
         np.testing.assert_array_equal(np.asarray(labels), serve(model, image).numpy())
-
-
-def one_line_error(capsys):
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    return err
 
 
 def test_bad_inputs(model, tmp_path, capsys):

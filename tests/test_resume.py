@@ -16,15 +16,14 @@ import subprocess
 import sys
 import time
 
-import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from harness import h5_arrays
 from segcore import resume
-from segcore.data.pipeline import make_pipeline, make_training_stream
+from segcore.data.pipeline import make_training_stream
 from segcore.errors import ConfigError, DataError
-from segcore.training import TrainConfig
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,11 +79,7 @@ def _kill_at(trainer, runs_dir, moment, tmp_path, timeout=300):
 
 
 def _weights(run):
-    arrays = {}
-    with h5py.File(run / "checkpoints" / "final.weights.h5", "r") as f:
-        f.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                     if isinstance(item, h5py.Dataset) else None)
-    return arrays
+    return h5_arrays(run / "checkpoints" / "final.weights.h5")
 
 
 def _check_exact_resume(trainer, tmp_path):
