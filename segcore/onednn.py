@@ -50,6 +50,13 @@ def cpu_has_amx(flags=None):
     return "amx_bf16" in (cpu_flags() if flags is None else flags)
 
 
+def capped_below_amx(environ=os.environ, flags=None):
+    """True on an AMX CPU whose oneDNN is kept below AMX by ONEDNN_MAX_CPU_ISA (this
+    module's cap, or a user's value naming a lower level)."""
+    value = environ.get(VARIABLE, "").upper()
+    return cpu_has_amx(flags) and value not in ("", "ALL", "DEFAULT") and "AMX" not in value
+
+
 def apply(environ=os.environ, flags=None):
     """Cap oneDNN below AMX on AMX CPUs unless ONEDNN_MAX_CPU_ISA is set; returns the
     value in force (None when nothing was capped)."""

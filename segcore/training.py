@@ -54,7 +54,7 @@ from segcore.optimizers import FusedAdam, FusedSGD
 from segcore.options import ModelOptions
 from segcore.metrics import ConfusionMatrixMetric
 from segcore.families import get_family
-from segcore.precision import dtype_policy, resolve_export_policy, resolve_policy
+from segcore.precision import choose_policy, dtype_policy, resolve_export_policy
 from segcore.task import SegmentationTask
 from segcore.visualize import plot_curves
 
@@ -360,7 +360,7 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
         log.warning("dataset %s: training on procedurally generated data (no download); "
                     "pass --dataset and --data-dir for a real dataset", config.dataset)
     augment = AugmentConfig(**config.augment)
-    policy = resolve_policy(config.precision)
+    policy, policy_reason = choose_policy(config.precision)
     export_policy = resolve_export_policy(config.export_precision)
     strategy = make_strategy(config.devices, cluster)
     log.info("run %s: %s on %s, %d replica(s), dtype policy %s", config.name, family.name,
@@ -394,7 +394,8 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
         raise DataError(f"{config.dataset}/{config.train_split}: fewer pairs than one batch "
                         f"of {config.batch_size}")
 
-    resolved = {"dtype_policy": policy, "export_dtype_policy": export_policy,
+    resolved = {"dtype_policy": policy, "dtype_policy_reason": policy_reason,
+                "export_dtype_policy": export_policy,
                 "replicas": strategy.num_replicas_in_sync, "num_classes": num_classes, "steps_per_epoch": steps,
                 **distribute.describe(cluster, strategy),
                 **({"data_sharding": pipeline["auto_shard"]} if cluster is not None else {})}

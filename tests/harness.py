@@ -17,8 +17,8 @@ keras-hub's `TestCase.run_layer_test` / `run_model_saving_test`.
     Keras outputs within float tolerance;
   * the trainable parameter count, when `parameters` is given (the paper's).
 
-And the helpers several test modules share: `one_line_error` / `exit_error` (a command's
-one-line error), `read_all` (a dataset read with DataError for bad files), `h5_arrays`
+And the helpers several test modules share: `pretend_machine` (the precision a machine
+resolves to), `one_line_error` / `exit_error` (a command's one-line error), `read_all` (a dataset read with DataError for bad files), `h5_arrays`
 (every array of a Keras weights file), `LocalHTTPServer` (downloads from 127.0.0.1).
 The subprocess trainer is conftest.py's `run_trainer`.
 """
@@ -161,6 +161,21 @@ def exit_error(main, argv, capsys):
     err = one_line_error(capsys)
     assert status == 2, (status, err)
     return err
+
+
+def pretend_machine(monkeypatch, gpus=0, native_bf16=False, capped_below_amx=False):
+    """Make `segcore.precision` see a machine with `gpus` GPUs, a CPU with or without
+    native bfloat16, and oneDNN capped below AMX or not, whatever runs the test."""
+    from segcore import precision
+
+    list_devices = precision.tf.config.list_logical_devices
+
+    def devices(kind=None):
+        return ["gpu"] * gpus if kind == "GPU" else list_devices(kind)
+
+    monkeypatch.setattr(precision.tf.config, "list_logical_devices", devices)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda flags=None: native_bf16)
+    monkeypatch.setattr(precision, "capped_below_amx", lambda: capped_below_amx)
 
 
 def read_all(dataset):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from segcore import precision
+from harness import pretend_machine
 
 from deeplab_tf import ResizeBilinear, predict_multiscale, preprocess_input
 from deeplab_tf import train as deeplab_train
@@ -112,7 +112,7 @@ def test_bad_flags_are_one_line_errors(argv, text, tmp_path, capsys):
 @pytest.mark.parametrize("native_bf16", [False, True], ids=["cpu_without_bf16", "cpu_with_bf16"])
 def test_smoke_run_directory_and_single_scale_saved_model(tmp_path, monkeypatch, native_bf16):
     # Both answers of --precision auto are forced; the SavedModel is float32 either way.
-    monkeypatch.setattr(precision, "cpu_has_bf16", lambda flags=None: native_bf16)
+    pretend_machine(monkeypatch, native_bf16=native_bf16)
     status = deeplab_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path),
                                  "--eval-scales", "1.0"])
     assert status == 0
@@ -141,7 +141,8 @@ def test_smoke_run_directory_and_single_scale_saved_model(tmp_path, monkeypatch,
 
 
 @pytest.mark.slow
-def test_export_precision_mixed_serves_bfloat16_close_to_float32(tmp_path):
+def test_export_precision_mixed_serves_bfloat16_close_to_float32(tmp_path, monkeypatch):
+    pretend_machine(monkeypatch, native_bf16=True)  # a CPU: the mixed policy is bfloat16
     status = deeplab_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path), "--precision",
                                  "fp32", "--eval-scales", "1.0", "--export-precision", "mixed"])
     assert status == 0

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from segcore import precision
+from harness import pretend_machine
 
 from unet_tf import build_unet, border_weight_map, isbi_weight_map, predict_tiled_batch
 from unet_tf import train as unet_train
@@ -81,7 +81,7 @@ def test_bad_tile_size_is_a_one_line_error(tmp_path, capsys):
 def test_smoke_run_directory_and_saved_model_of_any_size(tmp_path, monkeypatch, native_bf16):
     # --precision auto trains in float32 or mixed_bfloat16 as the CPU has bf16 or not; both
     # answers are forced here, and the SavedModel is float32 either way (--export-precision).
-    monkeypatch.setattr(precision, "cpu_has_bf16", lambda flags=None: native_bf16)
+    pretend_machine(monkeypatch, native_bf16=native_bf16)
     assert unet_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path)]) == 0
     run = tmp_path / "smoke"
     for name in RUN_FILES:
