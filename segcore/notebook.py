@@ -17,11 +17,14 @@ Scale (`SEGCORE_NOTEBOOK_SCALE`, the notebooks' `parameters` cell):
 
 Which data was used is printed.
 Runs go to `SEGCORE_NOTEBOOK_RUNS` (default ``runs/notebooks`` of the repository).
+`train_or_load` reads a finished run of the same experiment instead of training it
+again (an hour-long budget run is trained once; delete its folder to train it anew).
 Committed outputs name no folder of the machine that ran them: `relative` writes
 paths relative to the repository, and `log_relative` prints the engine's log
 records that way.
 """
 
+import json
 import logging
 import os
 
@@ -171,3 +174,30 @@ def release_memory():
 
     keras.backend.clear_session()
     gc.collect()
+
+
+def train_or_load(config, family, echo=print):
+    """The final metrics of `config`'s run.
+
+    A finished run directory of the same experiment (its metrics.json written, its
+    config.json equal to `config` in every field that defines the experiment,
+    `segcore.resume.config_differences`) is read, and a line says so; otherwise the run
+    is trained (`segcore.training.train_and_evaluate`, which resumes an interrupted run
+    of the same experiment and refuses a folder holding another one).
+    """
+    from segcore.resume import config_differences
+    from segcore.training import train_and_evaluate
+
+    run_dir = os.path.join(config.runs_dir, config.name)
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    config_path = os.path.join(run_dir, "config.json")
+    if os.path.isfile(metrics_path) and os.path.isfile(config_path):
+        with open(config_path) as f:
+            document = json.load(f)
+        if not config_differences(document, config):
+            with open(metrics_path) as f:
+                metrics = json.load(f)
+            echo(f"{relative(run_dir)}: finished run of this experiment, read (trained in "
+                 f"{metrics['fit_seconds'] / 60:.1f} min; delete the folder to train it again)")
+            return metrics
+    return train_and_evaluate(config, family)

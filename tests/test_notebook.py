@@ -1,6 +1,7 @@
 """segcore.notebook: which data each notebook scale reads, and the one-line stop of the
 paper scale when the complete dataset is absent."""
 
+import json
 import logging
 import os
 
@@ -86,3 +87,29 @@ def test_log_relative_rewrites_library_records_too(checkout, restored_logging):
         assert logger.filter(record)
         assert record.getMessage() == "Assets written to: runs/r/saved_model/1/assets"
         assert sum(isinstance(f, notebook._RelativePaths) for f in logger.filters) == 1
+
+
+def test_a_finished_run_of_the_same_experiment_is_read_not_trained(checkout, monkeypatch):
+    from segcore import training
+    from unet_tf.presets import PRESETS
+
+    root, _ = checkout
+    config = PRESETS["smoke"].replace(runs_dir=str(root / "runs"), name="04_smoke")
+    run = root / "runs" / "04_smoke"
+    run.mkdir(parents=True)
+    document = {**json.loads(config.to_json()), "resolved": {"dtype_policy": "float32"}}
+    (run / "config.json").write_text(json.dumps(document))
+    (run / "metrics.json").write_text(json.dumps({"fit_seconds": 90.0, "pixel_accuracy": 0.9}))
+    trained = []
+    monkeypatch.setattr(training, "train_and_evaluate",
+                        lambda config, family: trained.append(config.epochs) or {"trained": True})
+    said = []
+    assert notebook.train_or_load(config, None, echo=said.append) == {
+        "fit_seconds": 90.0, "pixel_accuracy": 0.9}
+    assert said == ["runs/04_smoke: finished run of this experiment, read (trained in 1.5 min; "
+                    "delete the folder to train it again)"] and trained == []
+    # another experiment in that folder (or no metrics.json yet) is trained
+    assert notebook.train_or_load(config.replace(epochs=config.epochs + 1), None) == {"trained": True}
+    (run / "metrics.json").unlink()
+    assert notebook.train_or_load(config, None) == {"trained": True}
+    assert trained == [config.epochs + 1, config.epochs]
