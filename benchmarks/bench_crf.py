@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from segcore import crf  # noqa: E402
+from segcore import crf
 
 SIZES = [(256, 256), (375, 500)]  # (height, width)
 CLASSES = 21

@@ -1,7 +1,8 @@
 """DeepLabv3+ training and inference speed at 513x513, next to keras-hub's DeepLabV3+ ResNet-50.
 
-    /tmp/bench-venv/bin/python benchmarks/bench_deeplab.py            # 3 warm-up + 10 timed steps
-    /tmp/bench-venv/bin/python benchmarks/bench_deeplab.py --quick    # fp32, 1 + 2 steps: proves it runs
+    /tmp/bench-venv/bin/python benchmarks/bench_deeplab.py          # 3 warm-up + 10 timed steps
+    /tmp/bench-venv/bin/python benchmarks/bench_deeplab.py --quick  # fp32, 1 + 2 steps: proves it
+                                                                    # runs
     python benchmarks/bench_deeplab.py --no-keras-hub --backbones mobilenetv2 --precisions fp32
 
 Rows (each in its own fresh process, so peak RSS figures don't mix), random
@@ -52,14 +53,15 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common
 
 sys.path.insert(0, common.REPO_ROOT)
 
 NUM_CLASSES = 21
 BACKBONES = ("xception65", "resnet50", "mobilenetv2")
 PRECISIONS = ("fp32", "mixed")
-SETUP = __doc__[__doc__.index("keras-hub must be installed"):__doc__.index("(The repository")].strip()
+SETUP = __doc__[__doc__.index("keras-hub must be installed"):
+                __doc__.index("(The repository")].strip()
 
 
 def keras_hub_available():
@@ -119,7 +121,8 @@ def synthetic_batch(batch_size, size, seed=0):
     images = rng.integers(0, 256, (batch_size, height, width, 3), dtype=np.uint8)
     labels = np.zeros((batch_size, height, width), np.uint8)
     for b in range(batch_size):
-        labels[b, height // 4:3 * height // 4, width // 4:3 * width // 4] = rng.integers(1, NUM_CLASSES)
+        labels[b, height // 4:3 * height // 4,
+               width // 4:3 * width // 4] = rng.integers(1, NUM_CLASSES)
     return images, labels
 
 
@@ -196,8 +199,8 @@ def report(results, args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     epilog=SETUP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=SETUP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 warm-up + 2 timed steps")
     parser.add_argument("--steps", type=int, default=None, help="timed steps (default 10)")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3)")

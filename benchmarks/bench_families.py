@@ -1,7 +1,8 @@
-"""Every family's default network: train and inference img/s, fp32 and mixed, as % of this CPU's ceiling.
+"""Every family's default network: train and inference img/s, fp32 and mixed, as % of
+this CPU's ceiling.
 
-    python benchmarks/bench_families.py                     # 3 warm-up + 10 timed steps per figure
-    python benchmarks/bench_families.py --quick             # 1 + 2 steps, smaller inputs: proves it runs
+    python benchmarks/bench_families.py          # 3 warm-up + 10 timed steps per figure
+    python benchmarks/bench_families.py --quick  # 1 + 2 steps, smaller inputs: proves it runs
     python benchmarks/bench_families.py --networks fcn8s unet --precisions fp32
 
 Networks, each as `python -m <family>_tf.train --preset <preset>` builds it
@@ -9,10 +10,11 @@ Networks, each as `python -m <family>_tf.train --preset <preset>` builds it
 `SegmentationCrossEntropy`, the confusion-matrix metric, one-device strategy),
 fed one synthetic uint8 batch held in memory:
 
-    fcn8s                FCN-8s (kitti_fcn8s)          160x576, batch 2, 2 classes
-    unet                 U-Net, the paper's (isbi_unet) 388x388 image = one 572x572 tile, batch 1, 2 classes
+    fcn8s                FCN-8s (kitti_fcn8s)            160x576, batch 2, 2 classes
+    unet                 U-Net, the paper's (isbi_unet)  388x388 image = one 572x572 tile,
+                                                         batch 1, 2 classes
     deeplab-mobilenetv2  DeepLabv3+ OS16 (voc_xception65_os16, backbone swapped)
-    deeplab-resnet50       "                                                  513x513, batch 2, 21 classes
+    deeplab-resnet50       "                             513x513, batch 2, 21 classes
     deeplab-xception65     "
 
 (U-Net: the valid network on a 388x388 image mirrors it by 92 px, one 572x572
@@ -45,11 +47,13 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import ceiling  # noqa: E402
-import common  # noqa: E402
+import ceiling
+import common
 
 sys.path.insert(0, common.REPO_ROOT)
 
+# The docstring's first paragraph on one line: the title printed and the --help description.
+SUMMARY = " ".join(__doc__.split("\n\n")[0].split())
 PRECISIONS = ("fp32", "mixed")
 CEILING_DTYPE = {"fp32": "float32", "mixed": "bfloat16"}
 
@@ -90,9 +94,8 @@ def network_input(family, size):
 
 def measure(config):
     """Figures of one (network, precision) configuration, in this process."""
-    import keras
-
     import flops
+    import keras
 
     keras.utils.set_random_seed(0)
     size, batch = tuple(config["size"]), config["batch_size"]
@@ -175,8 +178,9 @@ def step_table(results, figures, step):
 def fixes_table(results):
     """With / without DeepLab's speed paths: train and inference img/s ratios."""
     rate = {(r["network"], r["precision"]): r for r in results if "error" not in r}
-    headers = ["network", "precision", "train img/s before", "train img/s after", "train after / before",
-               "infer img/s before", "infer img/s after", "infer after / before"]
+    headers = ["network", "precision", "train img/s before", "train img/s after",
+               "train after / before", "infer img/s before", "infer img/s after",
+               "infer after / before"]
     rows = []
     for (label, precision), before in rate.items():
         if not label.endswith(BEFORE):
@@ -215,7 +219,7 @@ def report(results, figures, ceiling_options, args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(description=SUMMARY,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__[__doc__.index("Networks"):])
     parser.add_argument("--quick", action="store_true",
@@ -233,20 +237,21 @@ def main(argv=None):
     if common.run_child(args, measure):
         return 0
     common.default_steps(args, quick=(2, 1), full=(10, 3))
-    print(__doc__.splitlines()[0])
+    print(SUMMARY)
     print(common.machine_summary())
     print(f"{args.warmup} warm-up + {args.steps} timed steps per figure, random weights, "
           "synthetic batch, each row in a fresh process\n")
 
     print("measuring the ceiling ...", file=sys.stderr, flush=True)
-    measured = common.run_isolated([ceiling.__file__, "--emit"] + (["--quick"] if args.quick else []),
-                                   timeout=args.timeout)
+    measured = common.run_isolated(
+        [ceiling.__file__, "--emit"] + (["--quick"] if args.quick else []), timeout=args.timeout)
     figures = ceiling.from_json(measured["ceiling"]) if "ceiling" in measured else None
     if figures is None:
         print(f"FAILED ceiling: {measured.get('error')}")
     results = []
     for config in configurations(args):
-        print(f"measuring {config['network']} {config['precision']} ...", file=sys.stderr, flush=True)
+        print(f"measuring {config['network']} {config['precision']} ...", file=sys.stderr,
+              flush=True)
         result = common.run_isolated(common.child_argv(__file__, config),
                                      timeout=args.timeout)
         results.append(dict(config, **result))

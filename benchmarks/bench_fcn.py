@@ -39,7 +39,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common
 
 NUM_CLASSES = 2          # KITTI road: not_road, road
 TARGET_MIXED_VS_PLAIN = 1.5

@@ -49,8 +49,8 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench_fcn  # noqa: E402
-import common  # noqa: E402
+import bench_fcn
+import common
 
 TARGET_VS_GENERATOR = 3.0
 TARGET_VS_TRAINING = 10.0   # "pipeline rate >> training rate"

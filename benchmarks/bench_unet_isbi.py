@@ -34,7 +34,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common
 
 sys.path.insert(0, common.REPO_ROOT)
 
@@ -101,10 +101,12 @@ def report(result, args):
           f"in training steps, median step {result['step_s']:.2f} s, load average "
           f"{result['load_average']:.1f}\n")
     rows = [
-        ["pixel error", common.number(isbi["pixel_error"], 4), common.number(PAPER["pixel_error"], 4),
+        ["pixel error", common.number(isbi["pixel_error"], 4),
+         common.number(PAPER["pixel_error"], 4),
          common.ratio(isbi["pixel_error"], PAPER["pixel_error"])],
         ["Rand error (t=0.5)", common.number(isbi["rand_error"], 4),
-         common.number(PAPER["rand_error"], 4), common.ratio(isbi["rand_error"], PAPER["rand_error"])],
+         common.number(PAPER["rand_error"], 4),
+         common.ratio(isbi["rand_error"], PAPER["rand_error"])],
         [f"Rand error (best t={isbi['rand_error_best_threshold']:.1f})",
          common.number(isbi["rand_error_best"], 4), common.number(PAPER["rand_error"], 4),
          common.ratio(isbi["rand_error_best"], PAPER["rand_error"])],

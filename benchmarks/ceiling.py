@@ -1,4 +1,5 @@
-"""This CPU's ceiling: the GFLOP/s TensorFlow's oneDNN kernels reach on a dense matmul and a 3x3 convolution.
+"""This CPU's ceiling: the GFLOP/s TensorFlow's oneDNN kernels reach on a dense matmul and a
+3x3 convolution.
 
     python benchmarks/ceiling.py              # the table of the four figures
     python benchmarks/ceiling.py --quick      # smaller shapes, fewer repeats
@@ -32,8 +33,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402  (imports segcore first: the oneDNN cap is in force before TensorFlow)
+import common  # imports segcore first: the oneDNN cap is in force before TensorFlow
 
+# The docstring's first paragraph on one line: the title printed and the --help description.
+SUMMARY = " ".join(__doc__.split("\n\n")[0].split())
 DTYPES = ("float32", "bfloat16")
 KERNELS = ("matmul", "conv3x3")
 
@@ -114,7 +117,7 @@ QUICK = {"matmul_size": 1024, "conv_shape": (1, 64, 64, 128), "conv_filters": 12
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=SUMMARY)
     parser.add_argument("--quick", action="store_true", help="smaller shapes, 1 + 3 calls")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)  # for run_isolated
@@ -124,7 +127,7 @@ def main(argv=None):
     if args.emit:
         common.emit_result({"ceiling": to_json(figures), "options": options})
         return 0
-    print(__doc__.splitlines()[0])
+    print(SUMMARY)
     print(common.machine_summary())
     print(cap_note() + "\n")
     print(table(figures, **options))

@@ -38,7 +38,6 @@ if REPO_ROOT not in sys.path:  # the checkout, also from a venv without the pack
 
 from segcore.onednn import cpu_flags  # noqa: E402  (importing segcore applies the AMX cap)
 
-
 # --------------------------------------------------------------------------- timing
 
 
@@ -146,7 +145,8 @@ def run_isolated(argv, timeout=None, quiet_tensorflow=True):
 
 # --------------------------------------------------------------------------- models
 
-PRESET_MODULES = {"deeplab": "deeplab_tf.presets", "fcn": "fcn_tf.presets", "unet": "unet_tf.presets"}
+PRESET_MODULES = {"deeplab": "deeplab_tf.presets", "fcn": "fcn_tf.presets",
+                  "unet": "unet_tf.presets"}
 
 
 def build_preset_task(family, preset, precision, num_classes, batch_size, size, model=None,

@@ -48,11 +48,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import common
 
 sys.path.insert(0, common.REPO_ROOT)
 
-DEFAULT_PRESETS = {"deeplab": "voc_xception65_os16", "fcn": "kitti_fcn8s", "unet": "isbi_unet_small"}
+DEFAULT_PRESETS = {"deeplab": "voc_xception65_os16", "fcn": "kitti_fcn8s",
+                   "unet": "isbi_unet_small"}
 PRECISIONS = ("fp32", "mixed")
 
 # (category, predicate on (op type, op name, backward?)); first match wins.
@@ -199,7 +200,7 @@ def set_fused_batch_norm(network, fused):
     """Switch every `deeplab_tf.aspp.FusedBatchNormalization` of `network`; returns their number."""
     from deeplab_tf.aspp import FusedBatchNormalization
     from segcore.layers import all_layers
-    layers = [l for l in all_layers(network) if isinstance(l, FusedBatchNormalization)]
+    layers = [layer for layer in all_layers(network) if isinstance(layer, FusedBatchNormalization)]
     for layer in layers:
         layer.fused = fused
     return len(layers)
@@ -209,7 +210,7 @@ def set_native_atrous(network, native):
     """Switch every `deeplab_tf.atrous.AtrousConv2D` of `network`; returns their number."""
     from deeplab_tf.atrous import AtrousConv2D
     from segcore.layers import all_layers
-    layers = [l for l in all_layers(network) if isinstance(l, AtrousConv2D)]
+    layers = [layer for layer in all_layers(network) if isinstance(layer, AtrousConv2D)]
     for layer in layers:
         layer.native = native
     return len(layers)
@@ -273,7 +274,8 @@ def side_by_side(title, key_name, results, key, top):
         label = f"{k[0]} ({k[1]})" if isinstance(k, tuple) else k
         row = [label]
         for r in results.values():
-            row += [common.number(1e3 * r[key].get(k, 0.0)), percent(r[key].get(k, 0.0), r["total"])]
+            row += [common.number(1e3 * r[key].get(k, 0.0)),
+                    percent(r[key].get(k, 0.0), r["total"])]
         rows.append(row)
     rest = ["(all others)"]
     total = ["total op time"]
@@ -382,7 +384,8 @@ def main(argv=None):
     print(common.markdown_table(headers, rows))
     print(side_by_side("Op time by category", "category", results, "category", 30))
     print(side_by_side("Op time by op type", "op type", results, "type", args.top))
-    print(side_by_side("Op time by layer (forward / backward)", "layer", results, "layer", args.top))
+    print(side_by_side("Op time by layer (forward / backward)", "layer", results, "layer",
+                       args.top))
     if args.keep_profile:
         print(f"\nprofiles: {args.keep_profile} (tensorboard --logdir {args.keep_profile})")
     return 0

@@ -19,8 +19,9 @@ keyed `family/preset`, in family then preset order:
   the `isbi` block; max_f of the `road` block), `baseline` (the same figures of
   metrics.json's `baseline` block, the majority-class predictor on the same split;
   null when the run has none), `split` (dataset, split, num_images), `budget`
-  (train_minutes from `fit_seconds`, the time of model.fit, run_minutes from `train_seconds`, the machine's CPU, cores and speed-relevant
-  flags, the training precision `resolved.dtype_policy`, replicas), `overrides` (every
+  (train_minutes from `fit_seconds`, the time of model.fit, run_minutes from
+  `train_seconds`, the machine's CPU, cores and speed-relevant flags, the training
+  precision `resolved.dtype_policy`, replicas), `overrides` (every
   field of config.json that differs from the preset, as dotted keys like `--set`),
   `command` and `date` (of metrics.json).
 

@@ -3,7 +3,8 @@
     python -m deeplab_tf.convert deeplabv3_257_mv_gpu.tflite --out runs/mnv2_dm05_voc
     python -m deeplab_tf.convert model.ckpt --out runs/mnv2_voc --output-stride 16
     python -m deeplab_tf.convert frozen_inference_graph.pb --out runs/xception65_voc
-    python -m segcore.evaluate --model runs/mnv2_dm05_voc --dataset voc2012 --data-dir DIR --split val
+    python -m segcore.evaluate --model runs/mnv2_dm05_voc --dataset voc2012 --data-dir DIR \\
+        --split val
 
 The run directory is the one a training run leaves (`segcore.training`):
 config.json (family "deeplab", the `build_deeplabv3plus` options), the
@@ -74,14 +75,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from deeplab_tf.model import ATROUS_RATES, build_deeplabv3plus
 from segcore import data as datasets
 from segcore.errors import ConfigError
 from segcore.export import export_saved_model
 from segcore.precision import dtype_policy
-from segcore.task import SegmentationTask
 from segcore.training import TrainConfig, _write_config
-
-from deeplab_tf.model import ATROUS_RATES, build_deeplabv3plus
 
 log = logging.getLogger("deeplab_tf.convert")
 
@@ -114,7 +113,8 @@ def reference_scope(layer_name):
     match = re.fullmatch(r"block_(\d+)_(expand|depthwise|project)", layer_name)
     if match:
         return f"MobilenetV2/expanded_conv_{match.group(1)}/{match.group(2)}{bn}"
-    match = re.fullmatch(r"(entry_flow|middle_flow|exit_flow)_block(\d+)_unit_(\d+)_(.+)", layer_name)
+    match = re.fullmatch(r"(entry_flow|middle_flow|exit_flow)_block(\d+)_unit_(\d+)_(.+)",
+                         layer_name)
     if match:
         flow, block, unit, rest = match.groups()
         return f"xception_65/{flow}/block{block}/unit_{unit}/xception_module/{rest}{bn}"
@@ -148,7 +148,8 @@ def reference_variables(network):
         elif isinstance(layer, keras.layers.Conv2D):
             leaves = ("weights", "biases")[: len(layer.weights)]
         else:
-            raise ConfigError(f"layer {layer.name!r} ({type(layer).__name__}) has no reference name")
+            raise ConfigError(
+                f"layer {layer.name!r} ({type(layer).__name__}) has no reference name")
         for index, leaf in enumerate(leaves):
             names[f"{scope}/{leaf}"] = (layer, index)
     return names
@@ -356,7 +357,8 @@ def load_reference_network(path, num_classes=None, output_stride=None):
     `build_deeplabv3plus`, every weight filled from the source."""
     path = os.fspath(path)
     if not os.path.exists(path) and not os.path.exists(path + ".index"):
-        raise ConfigError(f"{path}: no such file (expected a .tflite, a frozen .pb or a checkpoint)")
+        raise ConfigError(
+            f"{path}: no such file (expected a .tflite, a frozen .pb or a checkpoint)")
     fmt = source_format(path)
     shapes = input_shape = None
     if fmt == "tflite":

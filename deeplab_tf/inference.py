@@ -15,7 +15,7 @@ with an input signature of unknown H and W, and so in an exported SavedModel.
 import tensorflow as tf
 
 from segcore.errors import ConfigError
-from segcore.inference import resize_aligned, scale_dimension  # noqa: F401 (public)
+from segcore.inference import resize_aligned, scale_dimension  # public here too
 
 DEFAULT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
 
@@ -30,7 +30,8 @@ def predict_multiscale(model, images, scales=DEFAULT_SCALES, flip=True):
     """
     scales = tuple(scales)
     if not scales or any(not s > 0 for s in scales):
-        raise ConfigError(f"scales must be a non-empty sequence of positive numbers; got {scales!r}")
+        raise ConfigError(
+            f"scales must be a non-empty sequence of positive numbers; got {scales!r}")
     images = tf.convert_to_tensor(images)
     size = tf.shape(images)[1:3]
     total = None

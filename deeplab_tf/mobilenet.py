@@ -49,10 +49,9 @@ import logging
 
 import keras
 
-from segcore.errors import ConfigError
-
 from deeplab_tf.aspp import batch_norm
 from deeplab_tf.resnet import copy_weights_by_name, keras_application
+from segcore.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +127,8 @@ def mobilenet_v2(x, output_stride=16, alpha=1.0, synchronized=False, momentum=BN
     output_stride: block_16 output}``. output_stride: 8, 16 or 32.
     `depth_multiplier` (instead of `alpha`): research/deeplab's channel rounding."""
     if output_stride not in (8, 16, 32):
-        raise ConfigError(f"output_stride must be 8, 16 or 32 for mobilenetv2; got {output_stride!r}")
+        raise ConfigError(
+            f"output_stride must be 8, 16 or 32 for mobilenetv2; got {output_stride!r}")
     if not alpha > 0:
         raise ConfigError(f"alpha must be a positive width multiplier; got {alpha!r}")
     if depth_multiplier is not None:
@@ -138,12 +138,14 @@ def mobilenet_v2(x, output_stride=16, alpha=1.0, synchronized=False, momentum=BN
                               f"depth_multiplier={depth_multiplier!r}")
         if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, (int, float)) \
                 or not depth_multiplier > 0:
-            raise ConfigError(f"depth_multiplier must be a positive number; got {depth_multiplier!r}")
+            raise ConfigError(
+                f"depth_multiplier must be a positive number; got {depth_multiplier!r}")
     bn = {"momentum": momentum, "epsilon": BN_EPSILON, "synchronized": synchronized}
 
     x = keras.layers.Conv2D(
         make_divisible(32 * alpha, 8) if depth_multiplier is None
-        else reference_depth(32, depth_multiplier), 3, strides=2, padding="same", use_bias=False, name="Conv1"
+        else reference_depth(32, depth_multiplier),
+        3, strides=2, padding="same", use_bias=False, name="Conv1"
     )(x)
     x = batch_norm("bn_Conv1", **bn)(x)
     x = keras.layers.ReLU(6.0, name="Conv1_relu")(x)

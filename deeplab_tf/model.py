@@ -35,9 +35,9 @@ decoder_conv1 9*256 + 512 + 256*256 + 512, logits 256*21 + 21. With C = 2048,
 L = 256 (Xception, ResNet): 3,019,776 + 162,928 + 5,397 = 3,188,101; Xception-65
 37,867,312 + 3,188,101 = 41,055,413, exactly the figure computed from the TF
 research/deeplab definition. MobileNetV2: C = 320 (alpha 1) or 112 (alpha
-0.35), L = 144 (6 x 24) or 48 (6 x 8), heads of 913,861 and 636,149. Plain 3x3 convolutions replace each
-separable branch by 9*C*256 + 512 and the decoder convolutions by
-9*304*256 + 512 and 9*256*256 + 512.
+0.35), L = 144 (6 x 24) or 48 (6 x 8), heads of 913,861 and 636,149. Plain 3x3
+convolutions replace each separable branch by 9*C*256 + 512 and the decoder
+convolutions by 9*304*256 + 512 and 9*256*256 + 512.
 
 The model zoo's MobileNetV2 models are DeepLabv3 (``decoder=False``, logits
 on the ASPP output) with ASPP of image pooling + 1x1 only (``atrous_rates=()``)
@@ -58,13 +58,18 @@ import warnings
 import keras
 import tensorflow as tf
 
-from segcore.errors import ConfigError
-from segcore.imagenet import IMAGENET_MEAN_BGR
-
 from deeplab_tf.aspp import ResizeBilinear, aspp, conv_bn_relu, separable_conv_bn_relu
 from deeplab_tf.mobilenet import SKIPPED_LAYERS, mobilenet_v2
-from deeplab_tf.resnet import APPLICATIONS, copy_weights_by_name, keras_application, resnet50, resnet101
+from deeplab_tf.resnet import (
+    APPLICATIONS,
+    copy_weights_by_name,
+    keras_application,
+    resnet50,
+    resnet101,
+)
 from deeplab_tf.xception import xception65
+from segcore.errors import ConfigError
+from segcore.imagenet import IMAGENET_MEAN_BGR
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +167,11 @@ def build_deeplabv3plus(num_classes=21, backbone="xception65", output_stride=16,
     if weights is not None and weights != "imagenet" and not os.path.isfile(str(weights)):
         raise ConfigError(f"weights: no weights file at {weights}")
     if backbone == "mobilenetv2" and multi_grid is not None:
-        raise ConfigError("multi_grid applies to resnet50, resnet101 and xception65, not mobilenetv2")
+        raise ConfigError(
+            "multi_grid applies to resnet50, resnet101 and xception65, not mobilenetv2")
     if backbone != "mobilenetv2" and alpha != 1.0:
-        raise ConfigError(f"alpha (width multiplier) applies to mobilenetv2 only; got alpha={alpha!r}")
+        raise ConfigError(
+            f"alpha (width multiplier) applies to mobilenetv2 only; got alpha={alpha!r}")
     if depth_multiplier is not None and backbone != "mobilenetv2":
         raise ConfigError(f"depth_multiplier applies to mobilenetv2 only; got "
                           f"depth_multiplier={depth_multiplier!r} for backbone {backbone!r}")
@@ -264,7 +271,8 @@ def check_batch_norm_batch(per_replica_batch, num_replicas=1, sync_batch_norm=Fa
     and batch norm is not frozen.
     """
     if not isinstance(per_replica_batch, int) or per_replica_batch < 1:
-        raise ConfigError(f"per_replica_batch must be a positive integer; got {per_replica_batch!r}")
+        raise ConfigError(
+            f"per_replica_batch must be a positive integer; got {per_replica_batch!r}")
     statistics_batch = batch_norm_batch(per_replica_batch, num_replicas, sync_batch_norm)
     if statistics_batch == 1 and not freeze_batch_norm:
         message = BATCH_NORM_WARNING.format(n=statistics_batch)

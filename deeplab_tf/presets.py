@@ -161,7 +161,8 @@ PRESETS.update({
     "mobilenetv2_coco_voc_trainaug": TrainConfig(
         name="mobilenetv2_coco_voc_trainaug",
         target="VOC 2012 val 75.32 % mIoU at OS16, scale 1.0, no flip; 77.33 % at OS8, scales "
-               "0.5:0.25:1.75 + flip (model zoo, ImageNet+COCO init); from ImageNet here, expect less",
+               "0.5:0.25:1.75 + flip (model zoo, ImageNet+COCO init); from ImageNet here, "
+               "expect less",
         model={**_ZOO_MOBILENET, "depth_multiplier": 1.0}, weights="auto", **_ZOO_RECIPE,
     ),
     "mobilenetv2_dm05_coco_voc_trainaug": TrainConfig(

@@ -37,11 +37,10 @@ import os
 
 import keras
 
-from segcore.errors import ConfigError
-from segcore.pretrained import WeightsUnavailable
-
 from deeplab_tf.aspp import batch_norm
 from deeplab_tf.atrous import conv2d
+from segcore.errors import ConfigError
+from segcore.pretrained import WeightsUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,8 @@ def bottleneck(x, filters, stride, rate, conv_shortcut, name, bn):
 
 def resnet(x, depth=50, output_stride=16, multi_grid=None, synchronized=False,
            momentum=BN_MOMENTUM):
-    """Apply ResNet-`depth` to tensor `x`; return ``{4: conv2 output, output_stride: conv5 output}``.
+    """Apply ResNet-`depth` to tensor `x`; return
+    ``{4: conv2 output, output_stride: conv5 output}``.
 
     output_stride: 8, 16 or 32 (32: keras.applications' network exactly).
     multi_grid: unit rates of `conv5` (default (1, 2, 4)), times the stage rate.
@@ -143,7 +143,8 @@ def copy_weights_by_name(source, target, skip=()):
             destination = target.get_layer(layer.name)
         except ValueError:
             raise ConfigError(
-                f"weights: layer {layer.name!r} of {source.name} has no counterpart in {target.name}"
+                f"weights: layer {layer.name!r} of {source.name} has no counterpart in "
+                f"{target.name}"
             ) from None
         shapes = [w.shape for w in destination.get_weights()]
         if shapes != [w.shape for w in weights]:

@@ -44,18 +44,21 @@ import sys
 import keras
 import tensorflow as tf
 
+from deeplab_tf.inference import predict_multiscale
+from deeplab_tf.model import (
+    IMAGENET_BACKBONES,
+    build_deeplabv3plus,
+    check_batch_norm_batch,
+    preprocess_input,
+)
+from deeplab_tf.presets import DEFAULT_PRESET, PRESETS
 from segcore import cli
 from segcore.errors import ConfigError
-from segcore.options import ModelOptions
-from segcore.pretrained import build_with_weights
 from segcore.imagenet import IMAGENET_MEAN_BGR
 from segcore.layers import all_layers
+from segcore.options import ModelOptions
+from segcore.pretrained import build_with_weights
 from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
-
-from deeplab_tf.inference import predict_multiscale
-from deeplab_tf.model import (IMAGENET_BACKBONES, build_deeplabv3plus, check_batch_norm_batch,
-                              preprocess_input)
-from deeplab_tf.presets import DEFAULT_PRESET, PRESETS
 
 log = logging.getLogger("deeplab_tf.train")
 

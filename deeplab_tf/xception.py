@@ -62,9 +62,8 @@ beta), as the reference.
 
 import keras
 
-from segcore.errors import ConfigError
-
 from deeplab_tf.aspp import batch_norm
+from segcore.errors import ConfigError
 
 BN_MOMENTUM = 0.9997
 BN_EPSILON = 1e-3
@@ -154,7 +153,8 @@ def xception65(x, output_stride=16, multi_grid=None, synchronized=False, momentu
     multi_grid: rates of the three units of `exit_flow_block2`, times the block rate.
     """
     if output_stride not in (8, 16, 32):
-        raise ConfigError(f"output_stride must be 8, 16 or 32 for xception65; got {output_stride!r}")
+        raise ConfigError(
+            f"output_stride must be 8, 16 or 32 for xception65; got {output_stride!r}")
     unit_rates = tuple(multi_grid) if multi_grid is not None else (1, 1, 1)
     if len(unit_rates) != 3:
         raise ConfigError(f"multi_grid must have 3 rates for xception65; got {multi_grid!r}")

@@ -36,11 +36,10 @@ import os
 
 import keras
 
+from fcn_tf.vgg16 import load_vgg16_weights, resolve_imagenet_weights, vgg16_encoder
 from segcore.errors import ConfigError, check_choice
 from segcore.layers import CropLike, PadToMultiple
 from segcore.upsampling import BilinearTransposeInitializer, ResizeConv2D
-
-from fcn_tf.vgg16 import load_vgg16_weights, resolve_imagenet_weights, vgg16_encoder
 
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce")
 GEOMETRIES = ("aligned", "caffe")

@@ -9,10 +9,12 @@ from segcore.training import TrainConfig
 _FCN8S = {"variant": "fcn8s", "dropout": 0.5}
 
 PRESETS = {
-    # The embedded default: no download, 3 short epochs on 200 small generated frames (sized for a CPU).
+    # The embedded default: no download, 3 short epochs on 200 small generated frames (sized for
+    # a CPU).
     "synthetic_fcn8s": TrainConfig(
         name="synthetic_fcn8s",
-        target="generated KITTI-like road scenes; README reports the measured val mean IoU (goal >= 0.8)",
+        target="generated KITTI-like road scenes; README reports the measured val mean IoU "
+               "(goal >= 0.8)",
         model=dict(_FCN8S),
         dataset="synthetic_road", dataset_options={"count": 200},
         image_size=(64, 192), epochs=3, batch_size=8, optimizer="adam", learning_rate=3e-4,
@@ -63,7 +65,8 @@ PRESETS = {
     # batch 1, unnormalised loss, SGD momentum 0.99, weight decay 5e-4, whole images.
     "voc_fcn32s": TrainConfig(
         name="voc_fcn32s",
-        target="FCN-32s, VOC: 59.4 mean IU (paper, VOC2011 val subset); 63.6 (reference repo, seg11valid)",
+        target="FCN-32s, VOC: 59.4 mean IU (paper, VOC2011 val subset); 63.6 (reference repo, "
+               "seg11valid)",
         model={"variant": "fcn32s", "dropout": 0.5},
         dataset="voc2012", data_dir="data/VOCdevkit/VOC2012", train_split="train_aug",
         val_split="val", image_size=None, epochs=10, batch_size=1, optimizer="sgd",
@@ -81,7 +84,8 @@ PRESETS = {
     ),
     "voc_fcn8s": TrainConfig(
         name="voc_fcn8s",
-        target="FCN-8s from FCN-16s, VOC: 62.7 mean IU (paper), 62.2 on VOC2012 test; 65.5 (reference repo)",
+        target="FCN-8s from FCN-16s, VOC: 62.7 mean IU (paper), 62.2 on VOC2012 test; 65.5 "
+               "(reference repo)",
         model={"variant": "fcn8s", "dropout": 0.5},
         dataset="voc2012", data_dir="data/VOCdevkit/VOC2012", train_split="train_aug",
         val_split="val", image_size=None, epochs=10, batch_size=1, optimizer="sgd",
@@ -89,19 +93,21 @@ PRESETS = {
         weights=None, init_from="runs/voc_fcn16s",
     ),
     # Seed 004 (the Korean FCN project blog post, SOURCES.md), its section 2.6: FCN-8s trained
-    # directly on the COCO images of the 20 VOC classes (torchvision's subset, segcore.data.coco_voc;
-    # ~90k train2017 images), with ImageNet VGG16. One stage, so the reference's voc-fcn8s-atonce
-    # solver: batch 1 whole images, unnormalised loss, SGD lr 1e-10, momentum 0.99, weight decay
-    # 5e-4; 3 epochs of ~90k batches is the order of that solver's 300k iterations. Masks are rendered
-    # once into cache_dir (PNG); the in-memory cache is off (decoded train2017 would need
-    # ~100 GB). Its classes are VOC's: --init-from this run fine-tunes on VOC train_aug.
+    # directly on the COCO images of the 20 VOC classes (torchvision's subset,
+    # segcore.data.coco_voc; ~90k train2017 images), with ImageNet VGG16. One stage, so the
+    # reference's voc-fcn8s-atonce solver: batch 1 whole images, unnormalised loss, SGD lr 1e-10,
+    # momentum 0.99, weight decay 5e-4; 3 epochs of ~90k batches is the order of that solver's
+    # 300k iterations. Masks are rendered once into cache_dir (PNG); the in-memory cache is off
+    # (decoded train2017 would need ~100 GB). Its classes are VOC's: --init-from this run
+    # fine-tunes on VOC train_aug.
     "coco_voc_fcn8s": TrainConfig(
         name="coco_voc_fcn8s",
         target="COCO val2017, 20 VOC classes: the nearest published figures are torchvision's "
                "fcn_resnet50 60.5 mIoU / 91.4 pixel acc. and fcn_resnet101 63.7 / 91.9 (ResNet "
                "backbones dilated to stride 8, auxiliary loss, 30 epochs of 480x480 crops at "
                "batch 32); this is the paper's VGG16 FCN-8s (stride 32 with pool4/pool3 skips), "
-               "expect less; seed 004 (SOURCES.md) stalled near 30 % val IoU (zero-initialised 1x1 convs)",
+               "expect less; seed 004 (SOURCES.md) stalled near 30 % val IoU (zero-initialised "
+               "1x1 convs)",
         model={"variant": "fcn8s_atonce", "dropout": 0.5},
         dataset="coco_voc", data_dir="data/coco",
         dataset_options={"cache_dir": "data/coco_voc_masks"}, cache=False,

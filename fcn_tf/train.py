@@ -10,15 +10,14 @@ writes runs/synthetic_fcn8s/. The KITTI Road run of seeds 000/003 (SOURCES.md):
 
 import sys
 
+from fcn_tf.model import build_fcn
+from fcn_tf.preprocessing import preprocess
+from fcn_tf.presets import DEFAULT_PRESET, PRESETS
+from fcn_tf.vgg16 import VGG_MEAN_BGR
 from segcore import cli
 from segcore.options import ModelOptions
 from segcore.pretrained import build_with_weights
 from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
-
-from fcn_tf.model import build_fcn
-from fcn_tf.presets import DEFAULT_PRESET, PRESETS
-from fcn_tf.preprocessing import preprocess
-from fcn_tf.vgg16 import VGG_MEAN_BGR
 
 # The model options and flags (--variant, --dropout, ...) are build_fcn's keyword arguments.
 OPTIONS = ModelOptions("fcn", build_fcn)
@@ -28,8 +27,10 @@ def build(config, num_classes):
     (options,) = OPTIONS.split(config.model)
     width = options.get("width", 1.0)
     network, note = build_with_weights(
-        config.weights, lambda weights: build_fcn(num_classes=num_classes, weights=weights, **options),
-        no_imagenet=f"width {width}: ImageNet VGG16 weights fit width 1.0 only" if width != 1 else None)
+        config.weights,
+        lambda weights: build_fcn(num_classes=num_classes, weights=weights, **options),
+        no_imagenet=(f"width {width}: ImageNet VGG16 weights fit width 1.0 only" if width != 1
+                     else None))
     return network, {"weights_used": note}
 
 

@@ -21,8 +21,8 @@ import keras
 
 from segcore.errors import ConfigError
 from segcore.imagenet import IMAGENET_MEAN_BGR
-from segcore.pretrained import WeightsUnavailable
 from segcore.layers import PatchConv2D
+from segcore.pretrained import WeightsUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def vgg16_encoder(x, geometry="aligned", dropout=0.5, width=1.0):
         features[2 ** block] = x
     fc6_padding = "valid" if geometry == "caffe" else "same"
     # fc6 as im2col + GEMM: same weights and results as Conv2D, far faster gradient.
-    x = PatchConv2D(scaled_channels(FC_CHANNELS, width), 7, padding=fc6_padding, activation="relu", name="fc6")(x)
+    x = PatchConv2D(scaled_channels(FC_CHANNELS, width), 7, padding=fc6_padding,
+                    activation="relu", name="fc6")(x)
     x = keras.layers.Dropout(dropout, name="drop6")(x)
     x = keras.layers.Conv2D(scaled_channels(FC_CHANNELS, width), 1, activation="relu",
                             name="fc7")(x)

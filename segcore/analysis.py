@@ -211,6 +211,7 @@ def boundary_accuracy(labels, predictions, width, ignore_label=255):
     ignored labels left out; accuracy = correct / counted."""
     labels, predictions = np.asarray(labels), np.asarray(predictions)
     if labels.shape != predictions.shape:
-        raise ConfigError(f"labels {labels.shape} and predictions {predictions.shape} differ in shape")
+        raise ConfigError(
+            f"labels {labels.shape} and predictions {predictions.shape} differ in shape")
     band = boundary_band(labels, width) & (labels != ignore_label)
     return int((predictions[band] == labels[band]).sum()), int(band.sum())

@@ -9,9 +9,10 @@ The configuration is built in layers, each on top of the one before:
 1. the preset (`--preset NAME`, else the trainer's default);
 2. a configuration file (`--config FILE.json|.yaml`) with any of `TrainConfig`'s
    fields, `model` / `augment` / `weight_map` merged key by key into the preset's
-   (`dataset_options` replaces the preset's: they belong to one dataset). A run's own `config.json` (it has a "resolved" record)
-   replaces the preset entirely, so `--config runs/<name>/config.json` re-runs that
-   experiment exactly, into a new run directory `<name>-2`, `-3`, ... unless `--name`;
+   (`dataset_options` replaces the preset's: they belong to one dataset). A run's own
+   `config.json` (it has a "resolved" record) replaces the preset entirely, so
+   `--config runs/<name>/config.json` re-runs that experiment exactly, into a new run
+   directory `<name>-2`, `-3`, ... unless `--name`;
 3. the flags: `TrainConfig`'s (`COMMON_FLAGS`) and the family's model options,
    derived from the builder's signature (`segcore.options.ModelOptions`);
 4. `--set KEY=VALUE` (repeatable) for any field: `epochs=3`,
@@ -22,7 +23,6 @@ ones, a value of the wrong type an error naming the key and the expected type.
 """
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
@@ -44,13 +44,15 @@ COMMON_FLAGS = {
     "--epochs": ("epochs", None, "number of epochs"),
     "--batch-size": ("batch_size", None, "global batch size (split over replicas)"),
     "--steps-per-epoch": ("steps_per_epoch", None, "limit the steps of each epoch"),
-    "--optimizer": ("optimizer", None, "adam (the KITTI blog posts, SOURCES.md) or sgd (the papers)"),
+    "--optimizer": ("optimizer", None,
+                    "adam (the KITTI blog posts, SOURCES.md) or sgd (the papers)"),
     "--learning-rate": ("learning_rate", None, "initial learning rate"),
     "--momentum": ("momentum", None, "SGD momentum"),
     "--weight-decay": ("weight_decay", None, "decoupled weight decay on kernels"),
     "--schedule": ("schedule", None, "learning-rate schedule: fixed or poly"),
     "--loss-normalization": ("loss_normalization", None,
-                             "valid (mean over labelled pixels) or none (sum, Caffe normalize: false)"),
+                             "valid (mean over labelled pixels) or none (sum, Caffe normalize: "
+                             "false)"),
     "--weights": ("weights", None, "auto, imagenet, none, or a weights file"),
     "--init-from": ("init_from", None, "run directory whose layers initialise this network"),
     "--recalibrate-batch-norm": ("recalibrate_batch_norm", None,
@@ -70,10 +72,10 @@ COMMON_FLAGS = {
     "--overlays": ("overlays", None, "number of validation overlay PNGs"),
     "--eval-max-images": ("eval_max_images", None, "evaluate on at most this many images"),
     "--backup-every": ("backup_every", None,
-                       "back up the training state every N steps, 0: at epoch ends only (default: after "
-                       "each 10 min of training and at epoch ends; a backup writes the weights and the "
-                       "optimizer slots, so its cost grows with the network's size); a rerun of the "
-                       "command resumes exactly"),
+                       "back up the training state every N steps, 0: at epoch ends only "
+                       "(default: after each 10 min of training and at epoch ends; a backup "
+                       "writes the weights and the optimizer slots, so its cost grows with the "
+                       "network's size); a rerun of the command resumes exactly"),
 }
 
 TRAIN_OPTIONS = dataclass_options(TrainConfig)
@@ -107,7 +109,9 @@ def build_parser(prog, description, presets, family):
                         help="must match the dataset (checked)")
     parser.add_argument("--xla", dest="jit_compile", action="store_true", default=None,
                         help="compile the train step with XLA (off by default: slower on CPU)")
-    parser.add_argument("--overwrite", action="store_true", default=None, help="start over a run directory that holds another experiment (its config.json differs)")
+    parser.add_argument("--overwrite", action="store_true", default=None,
+                        help="start over a run directory that holds another experiment (its "
+                        "config.json differs)")
     parser.add_argument("--no-export", dest="export", action="store_false", default=None,
                         help="do not write the SavedModel")
     parser.add_argument("--no-cache", dest="cache", action="store_false", default=None,
@@ -130,7 +134,8 @@ def assignment(text):
     """argparse type of `--set KEY=VALUE`: (dotted key, the value's text)."""
     key, sep, value = text.partition("=")
     if not sep or not all(part.isidentifier() for part in key.split(".")):
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. model.dropout=0.5), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=VALUE (e.g. model.dropout=0.5), got {text!r}")
     return key, value
 
 
@@ -240,7 +245,8 @@ def _set_value(document, key, text, family):
         if tail != "num_classes" and tail not in family.options:
             raise ConfigError(f"--set {key}: model option {tail!r} unknown to the {family.name} "
                               f"family; expected {', '.join(o.name for o in family.options)}")
-        option = Option("num_classes", int) if tail == "num_classes" else family.options.options[tail]
+        option = (Option("num_classes", int) if tail == "num_classes"
+                  else family.options.options[tail])
     elif head == "augment":
         if tail not in AUGMENT_OPTIONS:
             raise ConfigError(f"--set {key}: augment option {tail!r} unknown; expected "

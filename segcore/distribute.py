@@ -73,7 +73,8 @@ class Cluster:
     @property
     def rank(self):
         """0 for the chief, 1.. for the others (the order of `tasks`)."""
-        return [(job, index) for job, index, _ in self.tasks].index((self.task_type, self.task_index))
+        return [(job, index) for job, index, _ in self.tasks].index(
+            (self.task_type, self.task_index))
 
     @property
     def is_chief(self):
@@ -121,7 +122,8 @@ def cluster_from_env(environ=None):
                               f"got {addresses!r}")
         for index, address in enumerate(addresses):
             if not _address_ok(address):
-                raise ConfigError(f'TF_CONFIG cluster "{job}"[{index}] = {address!r} is not "host:port"')
+                raise ConfigError(
+                    f'TF_CONFIG cluster "{job}"[{index}] = {address!r} is not "host:port"')
             tasks.append((job, index, address))
     if len(cluster.get("chief", [])) > 1:
         raise ConfigError(f'TF_CONFIG cluster "chief" has {len(cluster["chief"])} tasks; at most 1')

@@ -74,9 +74,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from segcore import baseline
+from segcore import baseline, dataset_scores
 from segcore import data as datasets
-from segcore import dataset_scores
 from segcore.crf import DEEPLAB_CRF_PARAMS, dense_crf
 from segcore.data.images import data_error_from
 from segcore.dataset_scores import ROAD_CLASSES
@@ -84,8 +83,8 @@ from segcore.errors import ConfigError, DataError, SegmentationError
 from segcore.exit_status import exit_status
 from segcore.export import find_saved_model, load_serving
 from segcore.inference import resize_aligned, scale_dimension
-from segcore.metrics import segmentation_scores
 from segcore.metrics import confusion_matrix as confusion_matrix_fn
+from segcore.metrics import segmentation_scores
 from segcore.options import key_value
 from segcore.visualize import overlay, plot_confusion_matrix, plot_per_class_iou, side_by_side
 
@@ -122,7 +121,7 @@ class ServingModel:
             self._loaded = load_serving(self.path)
         except SegmentationError as error:
             raise ConfigError(f"--model {error}") from None
-        except Exception as error:  # noqa: BLE001 - protobuf / TF raise many types
+        except Exception as error:  # protobuf / TF raise many types
             first = str(error).strip().split("\n")[0]
             raise ConfigError(
                 f"--model {self.path}: cannot load the SavedModel ({first})") from None

@@ -19,21 +19,21 @@ Serving ignores children of the base path whose names are not integers).
 Signatures (preprocessing and inference options are inside the graph; `images`
 of any size; C = number of classes; class ids are uint8 when C <= 256, else int32):
 
-=========================  ===============================  ==========================================
-signature                  input `images`                   outputs
-=========================  ===============================  ==========================================
-serving_default            uint8 [B, H, W, 3]               class_ids [B, H, W], probabilities float32
-                                                            [B, H, W, C]
-serving_bytes              string [B], PNG/JPEG (REST       the same
+=========================  =============================  ==========================================
+signature                  input `images`                 outputs
+=========================  =============================  ==========================================
+serving_default            uint8 [B, H, W, 3]             class_ids [B, H, W], probabilities float32
+                                                          [B, H, W, C]
+serving_bytes              string [B], PNG/JPEG (REST     the same
                            ``{"b64": ...}``), same size
-serving_class_ids          uint8 [B, H, W, 3]               class_ids [B, H, W]
-serving_bytes_class_ids    string [B]                       class_ids [B, H, W]
-serving_bytes_png          string [B]                       class_ids_png_bytes string [B]: the class
-                                                            ids as a palette PNG (mode P, pixel value
-                                                            = class id, the dataset's palette; 16-bit
-                                                            grey when C > 256)
-metadata                   (none)                           see below
-=========================  ===============================  ==========================================
+serving_class_ids          uint8 [B, H, W, 3]             class_ids [B, H, W]
+serving_bytes_class_ids    string [B]                     class_ids [B, H, W]
+serving_bytes_png          string [B]                     class_ids_png_bytes string [B]: the class
+                                                          ids as a palette PNG (mode P, pixel value
+                                                          = class id, the dataset's palette; 16-bit
+                                                          grey when C > 256)
+metadata                   (none)                         see below
+=========================  =============================  ==========================================
 
 `probabilities` (C floats per pixel: tens of MB of JSON per frame) only come from
 the two signatures that always had them (what `segcore.evaluate` / `segcore.predict`
@@ -103,7 +103,7 @@ INFERENCE_KEYS = ("eval_scales", "eval_flip", "tile_size", "tiles_per_pass", "ev
                   "padding")
 
 
-# --------------------------------------------------------------------------- palette PNG in graph ops
+# --------------------------------------------------------------------------- palette PNG, graph ops
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _BYTE_STRINGS = [bytes([i]) for i in range(256)]
@@ -125,7 +125,8 @@ _CRC_TABLE = _crc_table()
 def _be32_bytes(value):
     """int32 scalar tensor -> int64 [4] big-endian bytes."""
     value = tf.cast(value, tf.int64)
-    return tf.bitwise.bitwise_and(tf.bitwise.right_shift(value, tf.constant([24, 16, 8, 0], tf.int64)), 255)
+    return tf.bitwise.bitwise_and(
+        tf.bitwise.right_shift(value, tf.constant([24, 16, 8, 0], tf.int64)), 255)
 
 
 def _crc32(byte_values):
@@ -381,7 +382,8 @@ def version_dir(base, version=None):
     `base` is itself a SavedModel (unversioned, not a model base path)."""
     if is_saved_model(base):
         raise ConfigError(f"{base}: is itself a SavedModel (unversioned, not a model base path "
-                          f"with version directories); export with --out to another model base path")
+                          "with version directories); export with --out to another model base "
+                          "path")
     if os.path.exists(base) and not os.path.isdir(base):
         raise ConfigError(f"--out {base}: exists and is not a directory")
     existing = list_versions(base)
@@ -424,7 +426,8 @@ def load_serving(path):
     if missing:
         raise SegmentationError(
             f"{path}: SavedModel has no signature {', '.join(missing)} "
-            f"(found {', '.join(loaded.signatures) or 'none'}); expected one exported by segcore.export"
+            f"(found {', '.join(loaded.signatures) or 'none'}); expected one exported by "
+            "segcore.export"
         )
     return loaded
 
@@ -517,8 +520,7 @@ def frozen_function(function):
     by a constant holding its value) embeds the weights. Checked by
     tests/test_serving.py::test_tflite_converter_still_drops_unfrozen_keras_weights.
     """
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2)
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     return convert_variables_to_constants_v2(function)
 
@@ -535,7 +537,7 @@ def export_tflite(directory, predict_fn, size, what="the network"):
             converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no dataset: dynamic range
         try:
             data = converter.convert()
-        except Exception as error:  # noqa: BLE001 - the converter raises many types
+        except Exception as error:  # the converter raises many types
             lines = [line for line in str(error).splitlines() if "error:" in line] \
                 or str(error).splitlines() or [type(error).__name__]
             raise ConfigError(f"--tflite: {what} does not convert to TFLite builtin ops "

@@ -14,5 +14,6 @@ FAMILY_MODULES = {"fcn": "fcn_tf.train", "unet": "unet_tf.train", "deeplab": "de
 def get_family(name):
     """The `ModelFamily` named `name` (ConfigError naming the known ones otherwise)."""
     if name not in FAMILY_MODULES:
-        raise ConfigError(f"model family {name!r} unknown; expected one of {', '.join(FAMILY_MODULES)}")
+        raise ConfigError(
+            f"model family {name!r} unknown; expected one of {', '.join(FAMILY_MODULES)}")
     return importlib.import_module(FAMILY_MODULES[name]).FAMILY

@@ -79,14 +79,15 @@ _OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)
 
 def pixel_error(pred, label, threshold=0.5):
     """Fraction of pixels whose binary class (interior / membrane) differs."""
-    return _metric(pred, label, threshold, lambda p, t, l, th: float(np.mean(p != l)))
+    return _metric(pred, label, threshold,
+                   lambda p, t, label_bin, th: float(np.mean(p != label_bin)))
 
 
 def foreground_iou(pred, label, threshold=0.5):
     """Intersection over union of the cell-interior class."""
-    def iou(p, _t, l, _th):
-        union = np.sum(p | l)
-        return 1.0 if union == 0 else float(np.sum(p & l) / union)
+    def iou(p, _t, label_bin, _th):
+        union = np.sum(p | label_bin)
+        return 1.0 if union == 0 else float(np.sum(p & label_bin) / union)
 
     return _metric(pred, label, threshold, iou, minimise=False)
 
@@ -104,7 +105,7 @@ def rand_scores(pred, label, threshold=0.5):
 def rand_error(pred, label, threshold=0.5):
     """1 - V_Rand (foreground-restricted Rand F-score, alpha = 0.5)."""
     return _metric(pred, label, threshold,
-                   lambda p, t, l, th: 1.0 - _rand_scores(p, l)["v_rand"])
+                   lambda p, t, label_bin, th: 1.0 - _rand_scores(p, label_bin)["v_rand"])
 
 
 def warping_error(pred, label, threshold=0.5, return_warped=False):
@@ -118,7 +119,8 @@ def warping_error(pred, label, threshold=0.5, return_warped=False):
         if pred.ndim != 2 or np.ndim(threshold) != 0:
             raise ConfigError("return_warped needs one 2-D slice and a single threshold")
         return _warp(pred, label != 0, threshold)
-    return _metric(pred, label, threshold, lambda p, t, l, th: _warp(t, l, th)[0])
+    return _metric(pred, label, threshold,
+                   lambda p, t, label_bin, th: _warp(t, label_bin, th)[0])
 
 
 def slice_scores(interior_probability, label):
@@ -161,7 +163,8 @@ def mean_scores(per_slice):
 def isbi_scores(interior_probabilities, labels):
     """ISBI figures of lists of P(cell interior) maps [H, W] and their labels (class
     ids: 0 cell, 1 membrane): `mean_scores` of each pair's `slice_scores`."""
-    return mean_scores([slice_scores(p, l) for p, l in zip(interior_probabilities, labels)])
+    return mean_scores([slice_scores(p, label)
+                        for p, label in zip(interior_probabilities, labels)])
 
 
 def simple_point_table():
@@ -224,7 +227,7 @@ def _metric(pred, label, threshold, fn, minimise=True):
     slices = [(pred, label)] if pred.ndim == 2 else list(zip(pred, label))
     values = []
     for th in thresholds:
-        per_slice = [fn(_binarize(p, th), p, l != 0, th) for p, l in slices]
+        per_slice = [fn(_binarize(p, th), p, label_slice != 0, th) for p, label_slice in slices]
         values.append(float(np.mean(per_slice)))
     return min(values) if minimise else max(values)
 

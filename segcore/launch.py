@@ -70,7 +70,8 @@ class Launch:
     def _stream(self, index, stream):
         for line in iter(stream.readline, ""):
             with self.lock:
-                self.out.write(f"[worker {index}] {line if line.endswith(chr(10)) else line + chr(10)}")
+                self.out.write(f"[worker {index}] "
+                               f"{line if line.endswith(chr(10)) else line + chr(10)}")
                 self.out.flush()
         stream.close()
 
@@ -82,7 +83,8 @@ class Launch:
                                        stderr=subprocess.STDOUT, text=True, errors="replace",
                                        start_new_session=True)
             self.processes.append(process)
-            reader = threading.Thread(target=self._stream, args=(index, process.stdout), daemon=True)
+            reader = threading.Thread(target=self._stream, args=(index, process.stdout),
+                                      daemon=True)
             reader.start()
             self.readers.append(reader)
             self.say(f"worker {index}{' (chief)' if index == 0 else ''}: pid {process.pid}, "
@@ -97,8 +99,8 @@ class Launch:
     def stop(self, why, sig=signal.SIGTERM, wait=10.0):
         running = [p for p in self.processes if p.poll() is None]
         if running:
-            self.say(f"stopping worker(s) {', '.join(str(self.processes.index(p)) for p in running)}"
-                     f": {why}")
+            self.say("stopping worker(s) "
+                     f"{', '.join(str(self.processes.index(p)) for p in running)}: {why}")
         for process in running:
             self._signal(process, sig)
         deadline = time.monotonic() + wait
@@ -145,9 +147,11 @@ def build_parser():
         prog="python -m segcore.launch", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="python -m segcore.launch --workers N [--grace S] -- COMMAND...")
-    parser.add_argument("--workers", type=int, required=True, help="number of worker processes (>= 1)")
+    parser.add_argument("--workers", type=int, required=True,
+                        help="number of worker processes (>= 1)")
     parser.add_argument("--grace", type=float, default=60.0,
-                        help="seconds the others get to exit by themselves once one fails (default 60)")
+                        help="seconds the others get to exit by themselves once one fails "
+                        "(default 60)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the training command")
     return parser
 
@@ -174,7 +178,8 @@ def main(argv=None):
         launch.start()
     except OSError as error:
         launch.stop("a worker could not start")
-        print(f"python -m segcore.launch: error: cannot run {command[0]!r}: {error}", file=sys.stderr)
+        print(f"python -m segcore.launch: error: cannot run {command[0]!r}: {error}",
+              file=sys.stderr)
         return 2
     return launch.wait()
 

@@ -41,10 +41,12 @@ class SegmentationCrossEntropy(keras.losses.Loss):
                  normalization="valid", name="segmentation_cross_entropy", **kwargs):
         super().__init__(name=name, reduction=None, **kwargs)
         if normalization not in ("valid", "none"):
-            raise ConfigError(f"loss normalization must be 'valid' or 'none', got {normalization!r}")
+            raise ConfigError(
+                f"loss normalization must be 'valid' or 'none', got {normalization!r}")
         if class_weights is not None and len(class_weights) != num_classes:
             raise ConfigError(
-                f"class_weights has {len(class_weights)} entries; expected num_classes={num_classes}")
+                f"class_weights has {len(class_weights)} entries; "
+                f"expected num_classes={num_classes}")
         self.num_classes = num_classes
         self.ignore_label = ignore_label
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]

@@ -58,7 +58,8 @@ class NotebookStop(Exception):
 
 def check_scale(scale):
     if scale not in SCALES:
-        raise ConfigError(f"SEGCORE_NOTEBOOK_SCALE must be one of {', '.join(SCALES)}, got {scale!r}")
+        raise ConfigError(
+            f"SEGCORE_NOTEBOOK_SCALE must be one of {', '.join(SCALES)}, got {scale!r}")
     return scale
 
 
@@ -112,7 +113,8 @@ def relative(text):
     """`text` with the paths of this repository, of its parent folder and of the home
     folder written relative to the repository ("runs/...", "../shared/...", "~/...")."""
     root = repo_root()
-    for folder, shown in ((root, ""), (os.path.dirname(root), ".."), (os.path.expanduser("~"), "~")):
+    for folder, shown in ((root, ""), (os.path.dirname(root), ".."),
+                          (os.path.expanduser("~"), "~")):
         text = text.replace(folder + os.sep, shown + os.sep if shown else "")
     return text
 

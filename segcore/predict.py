@@ -44,8 +44,13 @@ from PIL import Image, ImageOps
 
 from segcore.data.images import IMAGE_EXTENSIONS, list_images
 from segcore.errors import ConfigError, DataError, SegmentationError
-from segcore.evaluate import (InferenceOptions, ServingModel, add_inference_flags,
-                              make_predictor, options_from_args)
+from segcore.evaluate import (
+    InferenceOptions,
+    ServingModel,
+    add_inference_flags,
+    make_predictor,
+    options_from_args,
+)
 from segcore.visualize import colorize, overlay, side_by_side
 
 PROG = "python -m segcore.predict"
@@ -98,7 +103,7 @@ def read_rgb(path):
                 grey = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
                 return np.repeat(grey[..., None], 3, axis=-1)
             return np.asarray(image.convert("RGB"), np.uint8)
-    except Exception as error:  # noqa: BLE001 - PIL raises many types for bad files
+    except Exception as error:  # PIL raises many types for bad files
         reason = str(error).replace(f"'{path}'", "").strip() or type(error).__name__
         raise DataError(f"{path}: cannot decode image ({reason})") from None
 

@@ -366,7 +366,8 @@ class ResumeCallback(keras.callbacks.Callback):
             return
         started = time.time()
         meta = {"epoch": self.epoch, "step": self.step, "steps_per_epoch": run.steps,
-                "history": self.history, "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+                "history": self.history,
+                "written": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                 "experiment": experiment_fields(run.config)}
         write_backup(run.backup_path, run.state, meta, block_step=step)
         self.last_backup = time.time()

@@ -33,11 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from segcore import batch_norm_statistics
+from segcore import batch_norm_statistics, distribute, warm_start
 from segcore import data as datasets
-from segcore import distribute
 from segcore import resume as resumable
-from segcore import warm_start
 from segcore.augment import AugmentConfig, Augmenter
 from segcore.data import images as image_io
 from segcore.data.pipeline import make_pipeline, make_training_stream
@@ -46,14 +44,14 @@ from segcore.errors import ConfigError, DataError
 from segcore.evaluate import evaluate_split
 from segcore.evaluate import jsonable as _jsonable
 from segcore.export import export_version
+from segcore.families import get_family
 from segcore.gradient_registry import releasing_custom_gradients
 from segcore.inference import make_predict_fn
 from segcore.layers import all_layers
 from segcore.losses import SegmentationCrossEntropy
+from segcore.metrics import ConfusionMatrixMetric
 from segcore.optimizers import FusedAdam, FusedSGD
 from segcore.options import ModelOptions
-from segcore.metrics import ConfusionMatrixMetric
-from segcore.families import get_family
 from segcore.precision import choose_policy, dtype_policy, resolve_export_policy
 from segcore.task import SegmentationTask
 from segcore.visualize import plot_curves
@@ -69,7 +67,7 @@ class TrainConfig:
     """Everything a run needs; written to the run directory as config.json."""
 
     name: str = "run"
-    target: str = ""                       # the figure (paper or source document) this preset aims at
+    target: str = ""  # the figure (paper or source document) this preset aims at
     family: str = "fcn"
     model: dict = dataclasses.field(default_factory=dict)  # builder keyword arguments
     dataset: str = "synthetic_road"
@@ -107,7 +105,7 @@ class TrainConfig:
     eval_max_images: Optional[int] = None
     export: bool = True
     verbose: object = "auto"
-    backup_every: Optional[int] = None     # steps; None: every 10 min and epoch end (segcore.resume)
+    backup_every: Optional[int] = None  # steps; None: every 10 min and epoch end (segcore.resume)
     overwrite: bool = False                # start a run directory holding another experiment over
 
     def replace(self, **changes):
@@ -166,8 +164,8 @@ def make_strategy(devices=None, cluster=None):
     if cluster is not None:
         if devices:
             raise ConfigError("--devices selects the devices of one host's MirroredStrategy; with "
-                              f"TF_CONFIG naming {cluster.num_workers} workers every worker uses all "
-                              "its local GPUs (restrict them with CUDA_VISIBLE_DEVICES)")
+                              f"TF_CONFIG naming {cluster.num_workers} workers every worker uses "
+                              "all its local GPUs (restrict them with CUDA_VISIBLE_DEVICES)")
         return distribute.multi_worker_strategy(cluster)
     # --- end multi-worker ---
     if devices:
@@ -179,9 +177,11 @@ def make_strategy(devices=None, cluster=None):
 
 def make_optimizer(config, total_steps):
     if config.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
+        raise ConfigError(
+            f"--optimizer must be one of {', '.join(OPTIMIZERS)}; got {config.optimizer!r}")
     if config.schedule not in SCHEDULES:
-        raise ConfigError(f"--schedule must be one of {', '.join(SCHEDULES)}; got {config.schedule!r}")
+        raise ConfigError(
+            f"--schedule must be one of {', '.join(SCHEDULES)}; got {config.schedule!r}")
     if config.learning_rate <= 0:
         raise ConfigError(f"--learning-rate must be > 0, got {config.learning_rate}")
     rate = config.learning_rate
@@ -379,7 +379,8 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
                     ignore_label=info.ignore_label, image_fill=family.image_fill)
     if cluster is not None:  # multi-worker: how each worker reads its share
         pipeline["auto_shard"] = distribute.shard_policy(train_raw)
-        log.info("input sharded by %s across %d workers", pipeline["auto_shard"], cluster.num_workers)
+        log.info("input sharded by %s across %d workers", pipeline["auto_shard"],
+                 cluster.num_workers)
     train_data = make_pipeline(train_raw, config.batch_size, training=True,
                                cache=cache_pays(config, train_raw), **pipeline)
     # Only the pairs fit() validates on are decoded and cached (a partly read cache is
@@ -396,7 +397,8 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
 
     resolved = {"dtype_policy": policy, "dtype_policy_reason": policy_reason,
                 "export_dtype_policy": export_policy,
-                "replicas": strategy.num_replicas_in_sync, "num_classes": num_classes, "steps_per_epoch": steps,
+                "replicas": strategy.num_replicas_in_sync, "num_classes": num_classes,
+                "steps_per_epoch": steps,
                 **distribute.describe(cluster, strategy),
                 **({"data_sharding": pipeline["auto_shard"]} if cluster is not None else {})}
     with dtype_policy(policy), strategy.scope():
@@ -467,7 +469,8 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
     predict = tf.function(predict_fn, reduce_retracing=True)
     try:
         metrics = evaluate_split(predict, val_raw, info, num_classes, config.eval_max_images,
-                                 overlays=config.overlays, overlay_dir=os.path.join(run_dir, "overlays"),
+                                 overlays=config.overlays,
+                                 overlay_dir=os.path.join(run_dir, "overlays"),
                                  split=config.val_split)
     except tf.errors.OpError as error:
         raise image_io.data_error_from(error, f"{config.dataset}: ") from None

@@ -17,8 +17,8 @@ semantic-segmentation lecture notes, SOURCES.md) recommends against the checkerb
 pattern of strided transposed convolutions.
 """
 
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -136,7 +136,8 @@ def transposed_convolution(values, kernel, stride, bias=0.0, padding="valid"):
     values = np.asarray(values, np.float32)
     kernel = np.atleast_2d(np.asarray(kernel, np.float32))
     if values.ndim != 2 or kernel.ndim != 2 or kernel.shape[0] != kernel.shape[1]:
-        raise ValueError(f"values must be [h, w] and kernel [k, k]; got {values.shape}, {kernel.shape}")
+        raise ValueError(
+            f"values must be [h, w] and kernel [k, k]; got {values.shape}, {kernel.shape}")
     layer = keras.layers.Conv2DTranspose(1, kernel.shape[0], strides=stride, padding=padding)
     layer.build((1,) + values.shape + (1,))
     layer.set_weights([kernel[:, :, None, None], np.asarray([bias], np.float32)])

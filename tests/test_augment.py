@@ -14,7 +14,8 @@ def batch(seed=0, count=6, size=(40, 60), classes=3):
     labels = np.repeat(np.repeat(coarse, 10, axis=1), 10, axis=2)[:, :size[0], :size[1]]
     labels = labels.astype(np.uint8)  # 10x10 blocks: interiors survive interpolation
     # The image encodes its label (class k -> grey 60 k + 30), so they must move together.
-    images = np.repeat((labels.astype(np.float32) * 60 + 30)[..., None], 3, axis=-1).astype(np.uint8)
+    images = np.repeat((labels.astype(np.float32) * 60 + 30)[..., None], 3,
+                       axis=-1).astype(np.uint8)
     return images, labels
 
 
@@ -30,7 +31,8 @@ def test_flip_is_exact_and_shared_by_image_mask_and_weights():
     tf.random.set_seed(4)
     images, labels = batch(count=16)
     weights = labels.astype(np.float32) + 0.5
-    out_images, out_labels, out_weights = Augmenter(AugmentConfig(flip=True))(images, labels, weights)
+    out_images, out_labels, out_weights = Augmenter(AugmentConfig(flip=True))(images, labels,
+                                                                              weights)
     flipped = 0
     for i in range(16):
         got = np.asarray(out_labels[i])

@@ -22,7 +22,8 @@ def small_network(nested=False, scale=True):
     network = keras.Model(image, x)
     rng = np.random.default_rng(0)
     for layer in (network.get_layer("bn1"), block.get_layer("bn2")):
-        # stored statistics far from the data's: gamma and variance in [0.5, 2], beta and mean N(0, 1)
+        # stored statistics far from the data's: gamma and variance in [0.5, 2], beta and mean
+        # N(0, 1)
         positive = {"gamma", "moving_variance"}
         layer.set_weights([rng.uniform(0.5, 2.0, w.shape).astype(np.float32)
                            if any(w.path.endswith(name) for name in positive)
@@ -70,7 +71,8 @@ def test_the_engine_recalibrates_on_the_first_training_images():
     from segcore.training import recalibrate_batch_norm
 
     images = tf.random.stateless_uniform([5, 8, 10, 3], seed=[3, 4], maxval=255.0)
-    triples = tf.data.Dataset.from_tensor_slices((images, tf.zeros([5, 8, 10]), tf.ones([5, 8, 10])))
+    triples = tf.data.Dataset.from_tensor_slices(
+        (images, tf.zeros([5, 8, 10]), tf.ones([5, 8, 10])))
     network, expected = small_network(), small_network()
     expected.set_weights(network.get_weights())
     record = recalibrate_batch_norm(network, lambda x: x / 255.0, triples, 3)

@@ -10,7 +10,8 @@ BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file
 
 
 def load_flops():
-    spec = importlib.util.spec_from_file_location("bench_flops", os.path.join(BENCHMARKS, "flops.py"))
+    spec = importlib.util.spec_from_file_location("bench_flops",
+                                                  os.path.join(BENCHMARKS, "flops.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -74,7 +75,8 @@ def test_model_sum_leaves_out_bias_activation_pooling_and_norm():
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(2)(x)                                        # 2*4*2
     model = keras.Model(inputs, outputs)
-    assert flops.forward_flops(model, (1, 10, 10, 3)) == 2 * 9 * 3 * 8 * 100 + 2 * 8 * 4 * 25 + 2 * 4 * 2
+    assert flops.forward_flops(model, (1, 10, 10, 3)) == (
+        2 * 9 * 3 * 8 * 100 + 2 * 8 * 4 * 25 + 2 * 4 * 2)
 
 
 def test_unknown_shapes_are_an_error_not_zero():

@@ -9,7 +9,6 @@ from fcn_tf import train as fcn_train
 from segcore import cli
 from unet_tf import train as unet_train
 
-
 COMMON = ("--preset --list-presets --config --set --dataset --data-dir --train-split --val-split "
           "--image-size --epochs --batch-size --steps-per-epoch --optimizer --learning-rate "
           "--momentum --weight-decay --schedule --loss-normalization --weights --init-from "
@@ -54,8 +53,9 @@ def test_model_flags_with_several_values_become_tuples():
 def test_unknown_model_options_are_named(module, family):
     from segcore.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=rf"model option\(s\) bogus, zeta unknown to {re.escape(family)}; "
-                                          r"expected .*(eval_scales|tile_size)"):
+    with pytest.raises(ConfigError,
+                       match=rf"model option\(s\) bogus, zeta unknown to {re.escape(family)}; "
+                             r"expected .*(eval_scales|tile_size)"):
         module.split_options({"zeta": 1, "bogus": 2, "num_classes": 3})
     options, extra = module.split_options({})
     assert options == {} and extra  # the family's own options come back with their defaults

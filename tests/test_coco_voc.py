@@ -425,7 +425,8 @@ def test_coco_voc_fcn8s_preset_trains_end_to_end(coco_dir, tmp_path):
     assert confusion.shape == (21, 21) and metrics["num_images"] == 3
     assert metrics["pixel_accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
     union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
-    assert metrics["mean_iou"] == pytest.approx((np.diag(confusion)[union > 0] / union[union > 0]).mean())
+    assert metrics["mean_iou"] == pytest.approx(
+        (np.diag(confusion)[union > 0] / union[union > 0]).mean())
     assert metrics["baseline"]["pixel_accuracy"] == pytest.approx(
         confusion.sum(1).max() / confusion.sum())
     with open(tmp_path / "runs" / "coco_voc_fcn8s" / "config.json") as f:
@@ -441,7 +442,8 @@ def test_coco_voc_fcn8s_preset_trains_end_to_end(coco_dir, tmp_path):
         (root / sub).mkdir(parents=True)
     ids = voc2012.split_ids(src, "train")[:4]
     for item in ids:
-        os.symlink(os.path.join(src, "JPEGImages", f"{item}.jpg"), root / "JPEGImages" / f"{item}.jpg")
+        os.symlink(os.path.join(src, "JPEGImages", f"{item}.jpg"),
+                   root / "JPEGImages" / f"{item}.jpg")
         os.symlink(os.path.join(src, "SegmentationClass", f"{item}.png"),
                    root / "SegmentationClass" / f"{item}.png")
     (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(ids) + "\n")

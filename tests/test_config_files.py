@@ -7,9 +7,9 @@ import keras
 import numpy as np
 import pytest
 
-from harness import exit_error, h5_arrays
 from deeplab_tf import train as deeplab_train
 from fcn_tf import train as fcn_train
+from harness import exit_error, h5_arrays
 from segcore import cli
 from segcore import data as datasets
 from segcore.augment import AugmentConfig
@@ -34,7 +34,8 @@ def test_layers_apply_in_order_preset_file_flags_set(tmp_path):
     path = tmp_path / "exp.json"
     path.write_text(json.dumps({"epochs": 5, "learning_rate": 1e-3, "model": {"dropout": 0.25},
                                 "augment": {"rotation": 5}}))
-    config = parse(fcn_train, ["--preset", "smoke", "--config", str(path), "--learning-rate", "2e-3",
+    config = parse(fcn_train, ["--preset", "smoke", "--config", str(path),
+                               "--learning-rate", "2e-3",
                                "--set", "learning_rate=3e-3", "--set", "model.variant=fcn16s",
                                "--set", "augment.flip=true", "--set", "image_size=(32, 96)"])
     smoke = fcn_train.PRESETS["smoke"]
@@ -55,7 +56,8 @@ def test_yaml_config_file(tmp_path):
 
 
 def test_batch_norm_momentum_is_settable_by_flag_and_set():
-    by_flag = parse(deeplab_train, ["--preset", "camvid_mobilenetv2", "--batch-norm-momentum", "0.9"])
+    by_flag = parse(deeplab_train, ["--preset", "camvid_mobilenetv2",
+                                    "--batch-norm-momentum", "0.9"])
     by_set = parse(deeplab_train, ["--preset", "camvid_mobilenetv2",
                                    "--set", "model.batch_norm_momentum=0.9"])
     assert by_flag.model["batch_norm_momentum"] == by_set.model["batch_norm_momentum"] == 0.9

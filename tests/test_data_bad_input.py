@@ -106,7 +106,8 @@ def test_corrupt_and_truncated_files(tmp_path):
     make_folder(tmp_path, {"a": (rgb(0, (64, 48)), labels(0, (64, 48)))})
     whole = (tmp_path / "images" / "a.png").read_bytes()
     (tmp_path / "images" / "a.png").write_bytes(whole[:-40])  # header intact, end missing
-    with pytest.raises(DataError, match=r"images/a.png: truncated or corrupt image file \(no end marker\)"):
+    with pytest.raises(DataError,
+                       match=r"images/a.png: truncated or corrupt image file \(no end marker\)"):
         read_all(load(tmp_path))
 
     os.remove(tmp_path / "images" / "a.png")
@@ -122,7 +123,8 @@ def test_file_deleted_after_indexing(tmp_path, datasets_root):
     make_folder(tmp_path, {"a": (rgb(0), labels(0)), "b": (rgb(1), labels(1))})
     dataset = load(tmp_path)
     os.remove(tmp_path / "images" / "b.png")
-    with pytest.raises(DataError, match=r"images/b.png: file not found \(deleted or moved after indexing\?\)"):
+    with pytest.raises(DataError, match=r"images/b.png: file not found "
+                                        r"\(deleted or moved after indexing\?\)"):
         read_all(dataset)
     # a palette mask (read with PIL) deleted after indexing
     voc = tmp_path / "voc"
@@ -142,8 +144,8 @@ def test_size_mismatch_names_both_files_and_sizes(tmp_path):
     make_folder(tmp_path, {"a": (rgb(0, (7, 5)), labels(0, (8, 5)))})
     with pytest.raises(DataError) as caught:
         load(tmp_path)
-    assert str(caught.value) == (f"image/mask size mismatch: {tmp_path / 'images' / 'a.png'} is 7x5 "
-                                 f"but {tmp_path / 'masks' / 'a.png'} is 8x5")
+    assert str(caught.value) == (f"image/mask size mismatch: {tmp_path / 'images' / 'a.png'} "
+                                 f"is 7x5 but {tmp_path / 'masks' / 'a.png'} is 8x5")
 
 
 def test_label_values_outside_the_classes_are_named(tmp_path):
@@ -152,8 +154,8 @@ def test_label_values_outside_the_classes_are_named(tmp_path):
     make_folder(tmp_path, {"a": (rgb(0), mask)})
     with pytest.raises(DataError) as caught:
         read_all(load(tmp_path))
-    assert str(caught.value) == (f"{tmp_path / 'masks' / 'a.png'}: mask values 5,7 are not class ids "
-                                 "0..2 or the ignore label 255")
+    assert str(caught.value) == (f"{tmp_path / 'masks' / 'a.png'}: mask values 5,7 are not "
+                                 "class ids 0..2 or the ignore label 255")
     ((_, decoded),) = read_all(load(tmp_path, num_classes=8))
     np.testing.assert_array_equal(decoded, mask)
 
@@ -189,7 +191,8 @@ def test_rgb_mask_where_voc_expects_a_palette_mask(tmp_path, datasets_root):
         source = os.path.join(datasets_root, "voc2012", "SegmentationClass", f"{item}.png")
         Image.fromarray(np.array(Image.open(source))).save(aug / f"{item}.png")
         assert Image.open(aug / f"{item}.png").mode == "L"
-    decoded = read_all(data.load("voc2012", str(tmp_path), "train", mask_dir="SegmentationClassAug"))
+    decoded = read_all(data.load("voc2012", str(tmp_path), "train",
+                                 mask_dir="SegmentationClassAug"))
     source = os.path.join(datasets_root, "voc2012", "SegmentationClass", "2007_000039.png")
     np.testing.assert_array_equal(decoded[1][1], np.array(Image.open(source)))
     assert voc2012.index(str(tmp_path), "train", mask_dir="SegmentationClassAug").samples[0] \
@@ -201,8 +204,8 @@ def test_grey_mask_where_colours_expected_and_palette_where_colours_expected(tmp
     ids = labels(0)
     colours = np.array(list(colour_map))[ids].astype(np.uint8)
     make_folder(tmp_path, {"a": (rgb(0), ids)})
-    with pytest.raises(DataError, match=r"masks/a.png: L \(grey/index\) mask where folder expects an "
-                                        r"RGB colour-coded mask"):
+    with pytest.raises(DataError, match=r"masks/a.png: L \(grey/index\) mask where folder "
+                                        r"expects an RGB colour-coded mask"):
         load(tmp_path, colour_map=colour_map)
     # a palette PNG of the same colours is decoded by its colours: correct handling
     Image.fromarray(colours).quantize(palette=_palette_image(list(colour_map)),
@@ -242,7 +245,8 @@ def test_colour_lookup_by_comparison_and_by_hash_table(count):
     ids = images.colour_lookup(tf.constant(mask), colour_to_class, "m.png")
     np.testing.assert_array_equal(ids.numpy(), expected)
     mask[4, 5] = (1, 2, 3)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"m.png: unknown mask colour \(1,2,3\)"):
+    with pytest.raises(tf.errors.InvalidArgumentError,
+                       match=r"m.png: unknown mask colour \(1,2,3\)"):
         images.colour_lookup(tf.constant(mask), colour_to_class, "m.png")
 
 
@@ -271,7 +275,8 @@ def test_exif_orientation_is_applied(tmp_path, orientation, ext):
     exif = Image.Exif()
     exif[0x0112] = orientation
     path = tmp_path / "images" / f"a.{ext}"
-    Image.fromarray(pixels).save(path, exif=exif.tobytes(), **({"quality": 95} if ext == "jpg" else {}))
+    Image.fromarray(pixels).save(path, exif=exif.tobytes(),
+                                 **({"quality": 95} if ext == "jpg" else {}))
     expected = np.array(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
     height, width = expected.shape[:2]
     assert (width, height) == ((24, 40) if orientation >= 5 else (40, 24))

@@ -83,7 +83,8 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
     source = toy_source(server, payload, sha256(payload), name="blob.bin")
     source = download.Source(resources=(dataclasses.replace(source.resources[0], extract=False),))
     server.drop["/blob.bin"] = 100_000  # the first answer stops after 100,000 bytes
-    download.download("blob", str(tmp_path), sources={"blob": source}, backoff=0, out=lambda _: None)
+    download.download("blob", str(tmp_path), sources={"blob": source}, backoff=0,
+                      out=lambda _: None)
     assert (tmp_path / "downloads" / "blob.bin").read_bytes() == payload
     assert server.requests == [("/blob.bin", None), ("/blob.bin", "bytes=100000-")]
 
@@ -208,7 +209,8 @@ def test_malicious_zip_is_rejected(tmp_path):
 
 def test_malicious_archive_from_the_server_is_refused(server, tmp_path, monkeypatch, capsys):
     payload = malicious_tar("dotdot")
-    monkeypatch.setitem(download.SOURCES, "evil", toy_source(server, payload, md5(payload), "evil.tar"))
+    monkeypatch.setitem(download.SOURCES, "evil",
+                        toy_source(server, payload, md5(payload), "evil.tar"))
     assert main(["download", "evil", "--data-dir", str(tmp_path / "d")]) == 1
     err = capsys.readouterr().err
     assert "evil.tar: unsafe archive member: path 'data/../../evil.txt' contains '..'" in err
@@ -233,13 +235,15 @@ def test_published_sources():
     assert voc.urls[0] == "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
     assert voc.checksum == "md5:6cd6e144f989b92b3379bac3b3de84fd"
     sbd = download.SOURCES["sbd"].resources[0]
-    assert sbd.filename == "benchmark.tgz" and sbd.checksum == "md5:82b4d87ceb2ed10f6038a1cba92111cb"
+    assert sbd.filename == "benchmark.tgz"
+    assert sbd.checksum == "md5:82b4d87ceb2ed10f6038a1cba92111cb"
     assert download.SOURCES["camvid"].resources[0].checksum is None
     assert download.SOURCES["oxford_iiit_pet"].tfds_name == "oxford_iiit_pet"
 
 
 def coco_archives(coco_dir):
-    """Zips shaped like COCO 2017's: annotations/ (a JSON of 3 real images), train2017/, val2017/."""
+    """Zips shaped like COCO 2017's: annotations/ (a JSON of 3 real images), train2017/,
+    val2017/."""
     with open(os.path.join(coco_dir, "annotations", "instances_train2017.json")) as f:
         content = json.load(f)
     names = ["000000000030.jpg", "000000000042.jpg", "000000000086.jpg"]
@@ -261,7 +265,8 @@ def coco_archives(coco_dir):
     return archives
 
 
-def test_coco_voc_download_from_a_local_server(server, tmp_path, monkeypatch, capsys, datasets_root):
+def test_coco_voc_download_from_a_local_server(server, tmp_path, monkeypatch, capsys,
+                                               datasets_root):
     archives = coco_archives(os.path.join(datasets_root, "coco"))
     resources = []
     for resource in download.SOURCES["coco_voc"].resources:
@@ -271,7 +276,8 @@ def test_coco_voc_download_from_a_local_server(server, tmp_path, monkeypatch, ca
                                              checksum=sha256(payload)))
     server.drop["/train2017.zip"] = 5000  # the first answer stops early: resumed with Range
     monkeypatch.setitem(download.SOURCES, "coco_voc",
-                        dataclasses.replace(download.SOURCES["coco_voc"], resources=tuple(resources)))
+                        dataclasses.replace(download.SOURCES["coco_voc"],
+                                            resources=tuple(resources)))
     monkeypatch.setattr(download.time, "sleep", lambda _: None)
     assert main(["download", "coco_voc", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -11,7 +11,17 @@ from PIL import Image
 
 from harness import read_all
 from segcore import data
-from segcore.data import camvid, check, cityscapes, folder, images, isbi2012, kitti_road, sbd, voc2012
+from segcore.data import (
+    camvid,
+    check,
+    cityscapes,
+    folder,
+    images,
+    isbi2012,
+    kitti_road,
+    sbd,
+    voc2012,
+)
 from segcore.errors import DataError
 
 
@@ -109,7 +119,8 @@ def make_voc(tmp_path, datasets_root, train, val):
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / sub).mkdir(parents=True)
     for item in train + val:
-        os.symlink(os.path.join(src, "JPEGImages", f"{item}.jpg"), root / "JPEGImages" / f"{item}.jpg")
+        os.symlink(os.path.join(src, "JPEGImages", f"{item}.jpg"),
+                   root / "JPEGImages" / f"{item}.jpg")
         os.symlink(os.path.join(src, "SegmentationClass", f"{item}.png"),
                    root / "SegmentationClass" / f"{item}.png")
     (root / "ImageSets/Segmentation/train.txt").write_text("".join(f"{i}\n" for i in train))
@@ -119,7 +130,8 @@ def make_voc(tmp_path, datasets_root, train, val):
 
 def write_jpeg(path, size, seed):
     rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=95)
+    pixels = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=95)
 
 
 def make_sbd(tmp_path, entries, train, val):
@@ -161,7 +173,8 @@ def test_train_aug_rule_on_a_fake_sbd(datasets_root, tmp_path):
     index = voc2012.index(str(tmp_path), "train_aug")
     assert index.problems == []
     names = [os.path.basename(s.mask) for s in index.samples]
-    assert names == sorted([f"{a}.png", f"{b}.png", f"{c}.png", "2011_900001.mat", "2011_900002.mat"])
+    assert names == sorted([f"{a}.png", f"{b}.png", f"{c}.png", "2011_900001.mat",
+                            "2011_900002.mat"])
     decoded = dict(zip(names, data.load("voc2012", str(tmp_path), "train_aug").as_numpy_iterator()))
     voc_mask = os.path.join(datasets_root, "voc2012", "SegmentationClass", f"{b}.png")
     np.testing.assert_array_equal(decoded[f"{b}.png"][1], np.array(Image.open(voc_mask)))
@@ -198,7 +211,8 @@ def test_voc_list_naming_missing_files(datasets_root, tmp_path):
 
 def test_isbi_slices_membrane_is_class_one(datasets_root):
     root = os.path.join(datasets_root, "isbi2012")
-    numbers = {split: [int(os.path.basename(s.image)[:-4]) for s in isbi2012.index(root, split).samples]
+    numbers = {split: [int(os.path.basename(s.image)[:-4])
+                       for s in isbi2012.index(root, split).samples]
                for split in ("train", "val", "all", "test")}
     assert numbers == {"train": list(range(20)), "val": [20, 21, 22, 23], "all": list(range(24)),
                        "test": list(range(30))}
@@ -228,7 +242,8 @@ def test_isbi_multipage_tiff_stacks_equal_the_slices(datasets_root, tmp_path):
     labels[0].save(tmp_path / "train-labels.tif", save_all=True, append_images=labels[1:])
     assert Image.open(tmp_path / "train-volume.tif").n_frames == 24
     index = isbi2012.index(str(tmp_path), "val")
-    assert [(s.image_page, s.mask_page) for s in index.samples] == [(20, 20), (21, 21), (22, 22), (23, 23)]
+    assert [(s.image_page, s.mask_page) for s in index.samples] == [(20, 20), (21, 21), (22, 22),
+                                                                    (23, 23)]
     stacks = list(data.load("isbi2012", str(tmp_path), "val").as_numpy_iterator())
     slices = list(data.load("isbi2012", root, "val").as_numpy_iterator())
     assert len(stacks) == 4
@@ -238,7 +253,8 @@ def test_isbi_multipage_tiff_stacks_equal_the_slices(datasets_root, tmp_path):
     assert len(isbi2012.index(str(tmp_path), "train").samples) == 20
     # a labels stack with fewer pages than the volume is named with both counts
     labels[0].save(tmp_path / "train-labels.tif", save_all=True, append_images=labels[1:10])
-    with pytest.raises(DataError, match=r"train-volume.tif has 24 pages but .*train-labels.tif has 10"):
+    with pytest.raises(DataError,
+                       match=r"train-volume.tif has 24 pages but .*train-labels.tif has 10"):
         data.load("isbi2012", str(tmp_path), "train")
 
 
@@ -377,7 +393,8 @@ def test_folder_index_masks_per_split(datasets_root, tmp_path):
     dataset = data.load("folder", str(tmp_path), "train", num_classes=12)
     for (image, labels), name in zip(dataset.as_numpy_iterator(), ["0001TP_006690.png",
                                                                    "0001TP_006720.png"]):
-        np.testing.assert_array_equal(labels, np.array(Image.open(os.path.join(src, "trainannot", name))))
+        np.testing.assert_array_equal(
+            labels, np.array(Image.open(os.path.join(src, "trainannot", name))))
     assert len(list(data.load("folder", str(tmp_path), "val", num_classes=12))) == 1
     reports = check.check("folder", str(tmp_path), num_classes=12)
     assert [(r.split, r.pairs, r.problems) for r in reports] == [("train", 2, []), ("val", 1, [])]

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
+from test_deeplab_zoo_options import batch_norm_epsilon, mobilenet_v2_variables
 
 from segcore.errors import ConfigError
-from test_deeplab_zoo_options import batch_norm_epsilon, mobilenet_v2_variables
 
 TFLITE_NAME = "deeplabv3_257_mv_gpu.tflite"
 SIZE = 257
@@ -81,10 +81,12 @@ def tflite_weights(interpreter):
     for detail in interpreter.get_tensor_details():
         name = detail["name"]
         if name.endswith(("/weights", "/depthwise_weights")):
-            # TFLite [out, kh, kw, in] and depthwise [1, kh, kw, C] -> [kh, kw, in, out] / [kh, kw, C, 1]
+            # TFLite [out, kh, kw, in] and depthwise [1, kh, kw, C]
+            # -> [kh, kw, in, out] / [kh, kw, C, 1]
             values[name] = np.transpose(interpreter.get_tensor(detail["index"]), (1, 2, 3, 0))
         elif name.endswith(("/Conv2D_bias", "/depthwise_bias")):
-            values[name.rsplit("/", 1)[0] + "/folded_bias"] = interpreter.get_tensor(detail["index"])
+            values[name.rsplit("/", 1)[0] + "/folded_bias"] = interpreter.get_tensor(
+                detail["index"])
     return values
 
 
@@ -137,7 +139,8 @@ def write_frozen_graph(path, values):
         node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
         read = graph.node.add(name=f"{name}/read", op="Identity", input=[name])
         read.attr["T"].type = tf.float32.as_datatype_enum
-    for name, value in (("sub_7/y", np.float32(127.5)), ("ResizeBilinear_3/size", np.int32([513, 513]))):
+    for name, value in (("sub_7/y", np.float32(127.5)),
+                        ("ResizeBilinear_3/size", np.int32([513, 513]))):
         node = graph.node.add(name=name, op="Const")
         node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
     with open(path, "wb") as f:
@@ -189,7 +192,8 @@ def test_folded_batch_norm_becomes_an_identity_batch_norm(converted, tflite_weig
     np.testing.assert_array_equal(gamma, 1.0)
     np.testing.assert_array_equal(mean, 0.0)
     np.testing.assert_allclose(variance + bn.epsilon, 1.0, rtol=1e-7)
-    np.testing.assert_array_equal(beta, tflite_weights["MobilenetV2/expanded_conv_5/project/folded_bias"])
+    np.testing.assert_array_equal(
+        beta, tflite_weights["MobilenetV2/expanded_conv_5/project/folded_bias"])
     np.testing.assert_array_equal(network.get_layer("block_5_project").kernel.numpy(),
                                   tflite_weights["MobilenetV2/expanded_conv_5/project/weights"])
 
@@ -269,7 +273,8 @@ def test_file_of_another_architecture(tmp_path):
                 "logits/semantic/weights": np.zeros((1, 1, 256, 21), np.float32),
                 "logits/semantic/biases": np.zeros((21,), np.float32)}
     message = _error(write_checkpoint(str(tmp_path / "xception"), xception))
-    assert "missing: " in message and "xception_65/entry_flow/block1/unit_1/xception_module/" in message
+    assert "missing: " in message
+    assert "xception_65/entry_flow/block1/unit_1/xception_module/" in message
     # A TFLite flatbuffer of another network.
     module = tf.Module()
     module.kernel = tf.Variable(tf.ones((3, 3, 3, 8)))
@@ -345,7 +350,8 @@ def xception_65_variables(num_classes=21):
     conv("xception_65/entry_flow/conv1_2", 3, 32, 64)
     channels = 64
     blocks = [("entry_flow/block1", 1, [128] * 3, True), ("entry_flow/block2", 1, [256] * 3, True),
-              ("entry_flow/block3", 1, [728] * 3, True), ("middle_flow/block1", 16, [728] * 3, False),
+              ("entry_flow/block3", 1, [728] * 3, True),
+              ("middle_flow/block1", 16, [728] * 3, False),
               ("exit_flow/block1", 1, [728, 1024, 1024], True),
               ("exit_flow/block2", 1, [1536, 1536, 2048], False)]
     for block, units, depths, shortcut in blocks:
@@ -381,8 +387,11 @@ def test_xception65_checkpoint_fills_deeplabv3plus_by_the_reference_names(tmp_pa
                        "atrous_rates": [6, 12, 18], "decoder": True}
     targets = reference_variables(network)
     assert set(targets) == set(table)
-    for name in ("xception_65/middle_flow/block1/unit_16/xception_module/separable_conv3_pointwise/weights",
-                 "xception_65/exit_flow/block1/unit_1/xception_module/shortcut/BatchNorm/moving_variance",
-                 "decoder/decoder_conv0_depthwise/depthwise_weights", "aspp2_pointwise/BatchNorm/beta"):
+    for name in ("xception_65/middle_flow/block1/unit_16/xception_module/"
+                 "separable_conv3_pointwise/weights",
+                 "xception_65/exit_flow/block1/unit_1/xception_module/shortcut/BatchNorm/"
+                 "moving_variance",
+                 "decoder/decoder_conv0_depthwise/depthwise_weights",
+                 "aspp2_pointwise/BatchNorm/beta"):
         layer, index = targets[name]
         np.testing.assert_array_equal(layer.get_weights()[index], values[name])

@@ -24,7 +24,8 @@ def model():
         if isinstance(layer, keras.layers.BatchNormalization):
             gamma, beta, mean, variance = layer.get_weights()
             layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape), rng.normal(0, 0.5, beta.shape),
-                               rng.normal(0, 0.1, mean.shape), rng.uniform(0.5, 2.0, variance.shape)])
+                               rng.normal(0, 0.1, mean.shape),
+                               rng.uniform(0.5, 2.0, variance.shape)])
     logits = model.get_layer("logits")
     kernel, bias = logits.get_weights()
     logits.set_weights([kernel * 30.0, bias])  # confident, varied predictions
@@ -71,7 +72,8 @@ def test_scales_are_averaged_at_the_input_size(model, images):
     assert half_logits.shape == (2, 17, 24, NUM_CLASSES)
     back = tf.compat.v1.image.resize_bilinear(half_logits, [33, 47], align_corners=True).numpy()
     # align_corners: corner pixels and every second pixel map onto the half-size grid
-    np.testing.assert_allclose(back[:, ::2, ::2], half_logits.numpy()[:, :, :], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(back[:, ::2, ::2], half_logits.numpy()[:, :, :], rtol=1e-5,
+                               atol=1e-5)
     expected = (softmax(back) + softmax(model(images, training=False).numpy())) / 2
     np.testing.assert_allclose(probabilities, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)

@@ -144,7 +144,8 @@ def test_parameters_and_feature_strides(backbone, alpha, output_stride, static_m
     )  # 7 x 9 at OS16, 13 x 17 at OS8
     assert tuple(model.output.shape) == (None, h, w, 21)
     rates = ((6, 12, 18) if output_stride == 16 else (12, 24, 36))
-    assert [model.get_layer(f"aspp{i}_depthwise").dilation_rate[0] for i in (1, 2, 3)] == list(rates)
+    assert [model.get_layer(f"aspp{i}_depthwise").dilation_rate[0]
+            for i in (1, 2, 3)] == list(rates)
 
 
 @pytest.mark.parametrize("backbone, alpha", [("xception65", 1.0), ("mobilenetv2", 0.35)])
@@ -189,9 +190,11 @@ def test_xception_atrous(output_stride, expected, static_model):
     assert stride("entry_flow_block3_unit_1_separable_conv3_depthwise") == entry3_stride
     assert stride("entry_flow_block2_unit_1_separable_conv3_depthwise") == 2
     # explicit ("fixed") padding before every stride-2 convolution, 'valid' convolution after
-    assert model.get_layer("entry_flow_block2_unit_1_separable_conv3_pad").padding == ((1, 1), (1, 1))
+    assert model.get_layer("entry_flow_block2_unit_1_separable_conv3_pad").padding == (
+        (1, 1), (1, 1))
     assert model.get_layer("entry_flow_conv1_1").padding == "valid"
-    middle_units = [l for l in model.layers if l.name.startswith("middle_flow") and l.name.endswith("_add")]
+    middle_units = [layer for layer in model.layers
+                    if layer.name.startswith("middle_flow") and layer.name.endswith("_add")]
     assert len(middle_units) == 16
 
 
@@ -225,20 +228,23 @@ def test_output_size_equals_input_size_for_any_size(small_model):
 def test_image_pooling_branch_on_two_sizes(small_model):
     probe = keras.Model(
         small_model.input,
-        [small_model.get_layer("aspp0").input, small_model.get_layer("image_pooling_resize").output],
+        [small_model.get_layer("aspp0").input,
+         small_model.get_layer("image_pooling_resize").output],
     )
     conv = small_model.get_layer("image_pooling").get_weights()[0][0, 0]  # (112, 256)
     bn = small_model.get_layer("image_pooling_bn")
     gamma, beta, mean, variance = bn.get_weights()
     rng = np.random.default_rng(3)
     for h, w in [(33, 47), (65, 97)]:
-        features, pooled = (t.numpy() for t in probe(rng.normal(size=(2, h, w, 3)).astype("float32")))
+        features, pooled = (t.numpy()
+                            for t in probe(rng.normal(size=(2, h, w, 3)).astype("float32")))
         fh, fw = -(-h // 16), -(-w // 16)
         assert features.shape == (2, fh, fw, 112)
         assert pooled.shape == (2, fh, fw, 256)
         z = features.mean(axis=(1, 2)) @ conv
         expected = np.maximum((z - mean) / np.sqrt(variance + bn.epsilon) * gamma + beta, 0.0)
-        np.testing.assert_allclose(pooled, np.broadcast_to(expected[:, None, None, :], pooled.shape),
+        np.testing.assert_allclose(pooled,
+                                   np.broadcast_to(expected[:, None, None, :], pooled.shape),
                                    rtol=1e-4, atol=1e-5)
 
 
@@ -291,7 +297,8 @@ def test_keras_applications_weight_transfer_is_exact(backbone, tmp_path):
         encoder_kwargs = {"multi_grid": (1, 1, 1)}  # keras.applications has no multi-grid
     else:
         source = _random_application(keras.applications.MobileNetV2, rng, alpha=0.35)
-        alpha, encoder, low, end = 0.35, mobilenet_v2, "block_2_depthwise_relu", "block_16_project_BN"
+        alpha, encoder = 0.35, mobilenet_v2
+        low, end = "block_2_depthwise_relu", "block_16_project_BN"
         skip, encoder_kwargs = ("Conv_1", "Conv_1_bn"), {"alpha": 0.35}
     path = str(tmp_path / f"{backbone}.weights.h5")
     source.save_weights(path)
@@ -335,7 +342,8 @@ def test_imagenet_weights_go_through_keras_applications(monkeypatch):
         return _random_application(real, rng, alpha=kwargs["alpha"])
 
     monkeypatch.setattr(keras.applications, "MobileNetV2", fake)
-    model = build_deeplabv3plus(num_classes=3, backbone="mobilenetv2", alpha=0.35, weights="imagenet")
+    model = build_deeplabv3plus(num_classes=3, backbone="mobilenetv2", alpha=0.35,
+                                weights="imagenet")
     assert calls == [{"include_top": False, "weights": "imagenet", "input_shape": (None, None, 3),
                       "alpha": 0.35}]
     assert model.get_layer("Conv1").get_weights()[0].shape == (3, 3, 3, 16)
@@ -351,16 +359,17 @@ def test_imagenet_weights_go_through_keras_applications(monkeypatch):
 def test_sync_and_frozen_batch_norm():
     model = build_deeplabv3plus(num_classes=5, backbone="mobilenetv2", alpha=0.35, dropout=0.0,
                                 sync_batch_norm=True, freeze_batch_norm=True)
-    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     # 51 in the encoder (bn_Conv1, 2 in block 0, 3 in blocks 1-16), 9 in ASPP, 5 in the decoder
-    assert len(norms) == 65 and all(l.synchronized and not l.trainable for l in norms)
-    gamma_beta = sum(2 * l.gamma.shape[0] for l in norms)
+    assert len(norms) == 65 and all(n.synchronized and not n.trainable for n in norms)
+    gamma_beta = sum(2 * n.gamma.shape[0] for n in norms)
     channels, low = TAP_CHANNELS[("mobilenetv2", 0.35)]
     five_classes = ENCODER_PARAMETERS[("mobilenetv2", 0.35)] + head_parameters(channels, low, 5)
     assert trainable_count(model) == five_classes - gamma_beta
     randomize_batch_norm(model, np.random.default_rng(8))
     x = np.random.default_rng(9).normal(size=(2, 33, 33, 3)).astype("float32")
-    np.testing.assert_allclose(model(x, training=True), model(x, training=False), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(model(x, training=True), model(x, training=False), rtol=1e-6,
+                               atol=1e-6)
 
 
 def test_float32_logits_under_mixed_precision():
@@ -413,7 +422,8 @@ def test_one_step_under_two_replicas_with_sync_batch_norm_matches_one_replica(tw
     def train_step(model, optimizer, images, labels):
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
-            per_pixel = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+            per_pixel = keras.losses.sparse_categorical_crossentropy(labels, logits,
+                                                                     from_logits=True)
             loss = tf.reduce_sum(tf.reduce_mean(per_pixel, axis=[1, 2])) / global_batch
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))

@@ -109,7 +109,7 @@ def _network(policy):
 def _training_call(network, images, labels, fused):
     """Logits, loss gradients of every trainable variable and the moving averages after
     one training call; the weights are restored afterwards."""
-    layers = [l for l in all_layers(network) if isinstance(l, FusedBatchNormalization)]
+    layers = [layer for layer in all_layers(network) if isinstance(layer, FusedBatchNormalization)]
     for layer in layers:
         layer.fused = fused
     saved = [v.numpy() for v in network.weights]
@@ -118,7 +118,7 @@ def _training_call(network, images, labels, fused):
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
             labels, logits, from_logits=True))
     grads = tape.gradient(loss, network.trainable_variables)
-    moving = [v.numpy() for l in layers for v in (l.moving_mean, l.moving_variance)]
+    moving = [v.numpy() for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
     for variable, value in zip(network.weights, saved):
         variable.assign(value)
     return (np.asarray(logits, np.float64), [np.asarray(g, np.float64) for g in grads],
@@ -144,7 +144,8 @@ def float64_reference():
     rng = np.random.default_rng(4)
     images = tf.constant(rng.uniform(-1, 1, (2, 33, 33, 3)), tf.float32)
     labels = tf.constant(rng.integers(0, 3, (2, 33, 33)))
-    return network, images, labels, _training_call(exact, tf.cast(images, tf.float64), labels, False)
+    return network, images, labels, _training_call(exact, tf.cast(images, tf.float64), labels,
+                                                   False)
 
 
 def test_network_training_step_unchanged_float32(float64_reference):
@@ -156,7 +157,7 @@ def test_network_training_step_unchanged_float32(float64_reference):
     source, images, labels, exact = float64_reference
     network = _network("float32")
     network.set_weights(source.get_weights())
-    assert sum(isinstance(l, FusedBatchNormalization) for l in all_layers(network)) == 65
+    assert sum(isinstance(layer, FusedBatchNormalization) for layer in all_layers(network)) == 65
     fused, plain = (_training_call(network, images, labels, f) for f in (True, False))
     assert _relative(fused[0], plain[0]) < 1e-3            # logits
     assert _relative(fused[2], plain[2]) < 1e-6            # moving averages
@@ -244,7 +245,8 @@ def test_resnet_dilated_convolutions_are_atrous_conv2d():
     those, and only those, are AtrousConv2D; the network's graph has no space-to-batch
     outside the depthwise ASPP branches."""
     network = build_deeplabv3plus(num_classes=3, backbone="resnet50", input_shape=(65, 65, 3))
-    atrous = {l.name: l.dilation_rate for l in all_layers(network) if isinstance(l, AtrousConv2D)}
+    atrous = {layer.name: layer.dilation_rate
+              for layer in all_layers(network) if isinstance(layer, AtrousConv2D)}
     assert atrous == {"conv5_block1_2_conv": (2, 2), "conv5_block2_2_conv": (4, 4),
                       "conv5_block3_2_conv": (8, 8)}
     function = tf.function(lambda x: network(x, training=True)).get_concrete_function(

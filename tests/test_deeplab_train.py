@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from harness import pretend_machine
-
 from deeplab_tf import ResizeBilinear, predict_multiscale, preprocess_input
 from deeplab_tf import train as deeplab_train
+from harness import pretend_machine
 from segcore import cli
 from segcore.inference import make_predict_fn as plain_predict_fn
 from segcore.task import SegmentationTask
@@ -99,7 +98,8 @@ def test_eval_and_crop_flags_reach_the_config():
 @pytest.mark.parametrize("argv, text", [
     (["--eval-scales", "0", "1"], "--eval-scales must be positive numbers"),
     (["--backbone", "vgg16"], "backbone must be one of"),
-    (["--weights", "imagenet", "--backbone", "xception65"], "not available for backbone 'xception65'"),
+    (["--weights", "imagenet", "--backbone", "xception65"],
+     "not available for backbone 'xception65'"),
 ])
 def test_bad_flags_are_one_line_errors(argv, text, tmp_path, capsys):
     status = deeplab_train.main(["--preset", "smoke", "--runs-dir", str(tmp_path), *argv])
@@ -168,14 +168,16 @@ def test_auto_weights_fall_back_to_random_initialisation(monkeypatch):
     from segcore.pretrained import WeightsUnavailable
 
     def unavailable(factory, weights, **kwargs):
-        raise WeightsUnavailable(f"weights={weights!r}: could not get the {factory} ImageNet weights")
+        raise WeightsUnavailable(
+            f"weights={weights!r}: could not get the {factory} ImageNet weights")
 
     monkeypatch.setattr(deeplab_model, "keras_application", unavailable)
     _, notes = deeplab_train.build(SMOKE.replace(weights="auto"), 4)
     assert notes["weights_used"].startswith("none (auto: ImageNet weights unavailable")
     _, notes = deeplab_train.build(SMOKE.replace(weights="auto", model={
         **SMOKE.model, "backbone": "xception65", "alpha": 1.0}), 4)
-    assert notes["weights_used"] == "none (auto: no ImageNet checkpoint for xception65 in this package)"
+    assert notes["weights_used"] == (
+        "none (auto: no ImageNet checkpoint for xception65 in this package)")
     with pytest.raises(ConfigError, match="could not get the MobileNetV2"):
         deeplab_train.build(SMOKE.replace(weights="imagenet"), 4)
 

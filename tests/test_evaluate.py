@@ -435,6 +435,7 @@ def test_isbi_errors_of_a_unet_saved_model_equal_the_trainers(datasets_root, tmp
     """A tiny U-Net trained a few steps on the real ISBI slices: `python -m segcore.evaluate`
     on its run directory reports the ISBI errors and baselines of the run's metrics.json."""
     import imageio.v3 as iio
+
     from conftest import run_trainer
 
     data_dir = os.path.join(datasets_root, "isbi2012")

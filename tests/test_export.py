@@ -12,8 +12,15 @@ from PIL import Image
 
 from fcn_tf import build_fcn, preprocess
 from segcore.errors import SegmentationError
-from segcore.export import (DEFAULT_WARMUP_SIZE, IMAGE_SIGNATURES, SIGNATURES, export_saved_model,
-                            load_serving, read_warmup_requests, saved_model_bytes)
+from segcore.export import (
+    DEFAULT_WARMUP_SIZE,
+    IMAGE_SIGNATURES,
+    SIGNATURES,
+    export_saved_model,
+    load_serving,
+    read_warmup_requests,
+    saved_model_bytes,
+)
 from segcore.inference import make_predict_fn
 from segcore.task import SegmentationTask
 
@@ -30,7 +37,8 @@ def exported(tmp_path_factory):
     rng = np.random.default_rng(0)
     for name in ("score_fr", "score_pool4", "score_pool3"):  # non-trivial outputs
         layer = network.get_layer(name)
-        layer.set_weights([rng.normal(0, 0.01, w.shape).astype("float32") for w in layer.get_weights()])
+        layer.set_weights([rng.normal(0, 0.01, w.shape).astype("float32")
+                           for w in layer.get_weights()])
     task = SegmentationTask(network, preprocess)
     path = str(tmp_path_factory.mktemp("export") / "saved_model")
     export_saved_model(path, make_predict_fn(task), network.variables, 3,
@@ -57,11 +65,13 @@ def test_fresh_process_gives_the_in_memory_outputs(exported, tmp_path):
         model = tf.saved_model.load({path!r})
         images = np.load({str(tmp_path / 'images.npy')!r})
         out = model.signatures["serving_default"](images=tf.constant(images))
-        data = [open({str(tmp_path / 'a.png')!r}, "rb").read(), open({str(tmp_path / 'b.png')!r}, "rb").read()]
+        data = [open({str(tmp_path / 'a.png')!r}, "rb").read(),
+                open({str(tmp_path / 'b.png')!r}, "rb").read()]
         encoded = model.signatures["serving_bytes"](images=tf.constant(data))
         meta = model.signatures["metadata"]()
         np.savez({str(tmp_path / 'out.npz')!r}, probabilities=out["probabilities"].numpy(),
-                 class_ids=out["class_ids"].numpy(), bytes_probabilities=encoded["probabilities"].numpy(),
+                 class_ids=out["class_ids"].numpy(),
+                 bytes_probabilities=encoded["probabilities"].numpy(),
                  names=meta["class_names"].numpy(), num_classes=meta["num_classes"].numpy())
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=600)

@@ -82,7 +82,8 @@ def test_unknown_mask_colour_names_file_and_colour(capsys, kitti, tmp_path):
 def test_num_classes_inconsistent_with_the_data(capsys, tmp_path):
     status, message = run(capsys, "--preset", "smoke", "--num-classes", "3", runs_dir=tmp_path)
     assert status == 2
-    assert "num_classes=3 is inconsistent with dataset 'synthetic_road', which has 2 classes" in message
+    assert ("num_classes=3 is inconsistent with dataset 'synthetic_road', which has 2 classes"
+            in message)
 
 
 @pytest.mark.parametrize("args, expected", [

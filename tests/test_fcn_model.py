@@ -1,13 +1,12 @@
 """FCN-32s/16s/8s: parameter counts, convolutionalised VGG16, sizes, alignment, names."""
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
 from fcn_tf import build_fcn, preprocess
 from fcn_tf.vgg16 import copy_vgg16_weights, load_vgg16_weights
 from segcore.errors import ConfigError
-
 
 NARROW = 0.125  # VGG16's graph at 8 ... 64 channels, fc6/fc7 512: where width is not the point
 
@@ -167,7 +166,8 @@ def test_width_scales_every_vgg16_layer_and_keeps_the_graph(fcn8s):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"variant": "fcn4s"}, "variant must be one of fcn32s, fcn16s, fcn8s, fcn8s_atonce; got 'fcn4s'"),
+    ({"variant": "fcn4s"},
+     "variant must be one of fcn32s, fcn16s, fcn8s, fcn8s_atonce; got 'fcn4s'"),
     ({"num_classes": 1}, "num_classes must be an integer >= 2"),
     ({"geometry": "caffe", "upsampling": "resize_conv"}, "resize_conv' needs geometry='aligned'"),
     ({"input_shape": (None, None, 1)}, r"input_shape must be \(height, width, 3\)"),

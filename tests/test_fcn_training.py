@@ -4,8 +4,8 @@ mixed precision = fp32, and the main job's run directory."""
 import json
 import os
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 

@@ -15,7 +15,8 @@ def test_ignored_and_out_of_range_pixels_carry_no_loss():
     loss = SegmentationCrossEntropy(2)(labels, LOGITS)
     assert float(loss) == pytest.approx(-np.log(0.75), rel=1e-6)  # the labelled pixel only
     labels = np.array([[[0, 7]]], np.uint8)  # 7 >= num_classes: dropped like the ignore label
-    assert float(SegmentationCrossEntropy(2)(labels, LOGITS)) == pytest.approx(-np.log(0.25), rel=1e-6)
+    assert float(SegmentationCrossEntropy(2)(labels, LOGITS)) == pytest.approx(-np.log(0.25),
+                                                                               rel=1e-6)
 
 
 def test_mean_over_valid_pixels_and_class_weights():

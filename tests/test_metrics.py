@@ -11,8 +11,14 @@ import pytest
 import tensorflow as tf
 
 from segcore.errors import ConfigError
-from segcore.metrics import (ConfusionMatrixMetric, RoadHistogram, confusion_matrix,
-                             quantise_road_probability, road_scores, segmentation_scores)
+from segcore.metrics import (
+    ConfusionMatrixMetric,
+    RoadHistogram,
+    confusion_matrix,
+    quantise_road_probability,
+    road_scores,
+    segmentation_scores,
+)
 
 # One 3 x 4 image, 3 classes. (1, 2) is the ignore label 255 and (2, 1) has label 3,
 # outside [0, 3): both are dropped, 10 pixels are counted.
@@ -62,7 +68,8 @@ def test_uint8_and_channel_labels_give_the_same_counts():
     labels = LABELS.astype(np.uint8)[..., None]                     # [1, 3, 4, 1] uint8
     np.testing.assert_array_equal(confusion_matrix(labels, PREDICTIONS, 3).numpy(), HAND_CONFUSION)
     np.testing.assert_array_equal(
-        confusion_matrix(tf.constant(LABELS, tf.int64), tf.constant(PREDICTIONS, tf.int64), 3).numpy(),
+        confusion_matrix(tf.constant(LABELS, tf.int64), tf.constant(PREDICTIONS, tf.int64),
+                         3).numpy(),
         HAND_CONFUSION)
 
 
@@ -218,7 +225,8 @@ def _tiny_model():
     metric = ConfusionMatrixMetric(3)
     model = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.Conv2D(3, 1)])
     model.compile(optimizer=keras.optimizers.SGD(1.0),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True,
+                                                                  ignore_class=255),
                   metrics=[metric])
     return model, metric
 
@@ -326,7 +334,8 @@ def test_road_scores_hand_checked_tiny_case():
     # Road q = 255, 153; not road q = 51, 153; the 0.9 pixel (label 255) and label 7 are ignored.
     labels = np.array([1, 1, 0, 0, 255, 7])
     probability = np.array([1.0, 0.6, 0.2, 0.6, 0.9, 0.1])
-    np.testing.assert_array_equal(quantise_road_probability(probability), [255, 153, 51, 153, 230, 26])
+    np.testing.assert_array_equal(quantise_road_probability(probability),
+                                  [255, 153, 51, 153, 230, 26])
     # k = 0..51:    TP 2, FP 2 -> P 1/2, R 1,   F 2/3
     # k = 52..153:  TP 2, FP 1 -> P 2/3, R 1,   F 4/5   <- MaxF at k = 52
     # k = 154..255: TP 1, FP 0 -> P 1,   R 1/2, F 2/3

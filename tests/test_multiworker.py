@@ -39,8 +39,9 @@ def worker_env(tmp_path, **extra):
 
 
 def launch(workers, command, env, timeout):
-    return subprocess.run([PYTHON, "-m", "segcore.launch", "--workers", str(workers), "--grace", "30",
-                           "--", *command], env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([PYTHON, "-m", "segcore.launch", "--workers", str(workers),
+                           "--grace", "30", "--", *command],
+                          env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def worker_temp_dirs(tmp_path):
@@ -58,12 +59,14 @@ def test_tf_config_roles_and_single_host():
     first = distribute.cluster_from_env(_config(two, {"type": "worker", "index": 0}))
     second = distribute.cluster_from_env(_config(two, {"type": "worker", "index": 1}))
     assert (first.is_chief, second.is_chief) == (True, False)
-    assert second.name() == "worker 1 (127.0.0.1:1002)" and second.chief == "worker 0 (127.0.0.1:1001)"
+    assert second.name() == "worker 1 (127.0.0.1:1002)"
+    assert second.chief == "worker 0 (127.0.0.1:1001)"
     with_chief = {"chief": ["h0:1"], "worker": ["h1:1", "h2:1"]}
     worker0 = distribute.cluster_from_env(_config(with_chief, {"type": "worker", "index": 0}))
     assert worker0.num_workers == 3 and not worker0.is_chief and worker0.rank == 1
     assert distribute.cluster_from_env({}) is None
-    assert distribute.cluster_from_env(_config({"worker": ["h:1"]}, {"type": "worker", "index": 0})) is None
+    assert distribute.cluster_from_env(
+        _config({"worker": ["h:1"]}, {"type": "worker", "index": 0})) is None
 
 
 @pytest.mark.parametrize("text, message", [
@@ -72,7 +75,8 @@ def test_tf_config_roles_and_single_host():
      "task index 2 is out of range: the cluster has 2 'worker' task(s) (0..1)"),
     (json.dumps({"cluster": {"worker": ["a:1", "b"]}, "task": {"type": "worker", "index": 0}}),
      '"worker"[1] = \'b\' is not "host:port"'),
-    (json.dumps({"cluster": {"worker": ["a:1"], "ps": ["b:2"]}, "task": {"type": "worker", "index": 0}}),
+    (json.dumps({"cluster": {"worker": ["a:1"], "ps": ["b:2"]},
+                 "task": {"type": "worker", "index": 0}}),
      "job(s) ps not supported"),
     (json.dumps({"cluster": {"worker": ["a:1", "b:2"]}}), '"task"'),
     ("[1, 2]", '"cluster" object'),
@@ -162,7 +166,7 @@ def test_unreachable_peer_and_malformed_tf_config_end_with_one_line(tmp_path):
     started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=90)
     assert done.returncode == -signal.SIGKILL  # ended by the watchdog: blocked in C++
-    lines = [l for l in done.stderr.splitlines() if l.startswith("error:")]
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert lines == [f"error: TF_CONFIG: worker 0 (127.0.0.1:{port}) waited 3 s for worker 1 "
                      f"(127.0.0.1:{absent}) to join (unreachable address, or not started?); "
                      "set SEGCORE_JOIN_TIMEOUT to wait longer"]

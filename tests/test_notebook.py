@@ -28,7 +28,8 @@ def test_sample_and_ci_read_the_samples_and_say_so(checkout):
         said = []
         assert notebook.find_data("isbi2012", scale, echo=said.append) == (
             str(samples / "isbi2012"), "samples")
-        assert said == [f"isbi2012: the real samples in ../shared/datasets/isbi2012 ({scale} scale)"]
+        assert said == [
+            f"isbi2012: the real samples in ../shared/datasets/isbi2012 ({scale} scale)"]
 
 
 def test_paper_stops_with_the_download_command_and_never_falls_back(checkout):
@@ -109,7 +110,8 @@ def test_a_finished_run_of_the_same_experiment_is_read_not_trained(checkout, mon
     assert said == ["runs/04_smoke: finished run of this experiment, read (trained in 1.5 min; "
                     "delete the folder to train it again)"] and trained == []
     # another experiment in that folder (or no metrics.json yet) is trained
-    assert notebook.train_or_load(config.replace(epochs=config.epochs + 1), None) == {"trained": True}
+    assert notebook.train_or_load(config.replace(epochs=config.epochs + 1), None) == {
+        "trained": True}
     (run / "metrics.json").unlink()
     assert notebook.train_or_load(config, None) == {"trained": True}
     assert trained == [config.epochs + 1, config.epochs]

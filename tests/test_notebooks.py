@@ -17,12 +17,11 @@ import re
 import sys
 import time
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
-import nbformat  # noqa: E402
-from nbclient import NotebookClient  # noqa: E402
-
-from conftest import REPO_ROOT  # noqa: E402
+from conftest import REPO_ROOT
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO_ROOT, "notebooks", "*.ipynb")))
 DEFAULT_BUDGET = 150.0
@@ -58,7 +57,8 @@ def test_notebook_runs_at_ci_scale(path, kernel_path, datasets_root, tmp_path, m
     notebook = nbformat.read(path, as_version=4)
     cell = parameters_cell(notebook)
     assert cell is not None, f"{path}: no code cell tagged 'parameters'"
-    assert "SEGCORE_NOTEBOOK_SCALE" in cell.source, f"{path}: its parameters cell does not read SEGCORE_NOTEBOOK_SCALE"
+    assert "SEGCORE_NOTEBOOK_SCALE" in cell.source, (
+        f"{path}: its parameters cell does not read SEGCORE_NOTEBOOK_SCALE")
     budget = float(notebook.metadata.get("segcore", {}).get("ci_budget_seconds", DEFAULT_BUDGET))
     monkeypatch.setenv("JUPYTER_PATH", kernel_path)
     monkeypatch.setenv("SEGCORE_NOTEBOOK_SCALE", "ci")
@@ -71,7 +71,8 @@ def test_notebook_runs_at_ci_scale(path, kernel_path, datasets_root, tmp_path, m
     started = time.monotonic()
     client.execute()
     seconds = time.monotonic() - started
-    assert seconds <= budget, f"{os.path.basename(path)} took {seconds:.0f} s, budget {budget:.0f} s"
+    assert seconds <= budget, (
+        f"{os.path.basename(path)} took {seconds:.0f} s, budget {budget:.0f} s")
 
 
 # A folder of the machine that ran a notebook, as its outputs would show it.
@@ -86,5 +87,6 @@ def test_committed_outputs_name_no_folder_of_the_machine(path):
     for index, cell in enumerate(notebook.cells):
         for output in cell.get("outputs", []):
             texts = [output.get("text", "")] + [output.get("data", {}).get("text/plain", "")]
-            found += [f"cell {index}: {m.group(0)}..." for t in texts for m in MACHINE_PATH.finditer(t)]
+            found += [f"cell {index}: {m.group(0)}..."
+                      for t in texts for m in MACHINE_PATH.finditer(t)]
     assert not found, f"{os.path.basename(path)}: {found}"

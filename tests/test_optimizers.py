@@ -1,7 +1,7 @@
 """Fused optimizers equal Keras' own, on one device and on two replicas."""
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -21,7 +21,8 @@ def train(optimizer, strategy, epochs=3):
 
 @pytest.mark.parametrize("fused, plain", [
     (lambda: FusedAdam(1e-2), lambda: keras.optimizers.Adam(1e-2)),
-    (lambda: FusedAdam(1e-2, weight_decay=0.1), lambda: keras.optimizers.Adam(1e-2, weight_decay=0.1)),
+    (lambda: FusedAdam(1e-2, weight_decay=0.1),
+     lambda: keras.optimizers.Adam(1e-2, weight_decay=0.1)),
     (lambda: FusedSGD(1e-2, momentum=0.9), lambda: keras.optimizers.SGD(1e-2, momentum=0.9)),
     (lambda: FusedSGD(1e-2, momentum=0.9, nesterov=True),
      lambda: keras.optimizers.SGD(1e-2, momentum=0.9, nesterov=True)),

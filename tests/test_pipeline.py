@@ -125,7 +125,8 @@ def test_weights_travel_with_their_pairs():
     weights = np.stack([np.full((4, 4), i, np.float32) for i in range(6)])
     dataset = tf.data.Dataset.from_tensor_slices((images, labels, weights))
     for batch_images, _, batch_weights in make_pipeline(dataset, 2, size=(4, 4), seed=3):
-        np.testing.assert_array_equal(batch_images.numpy()[:, 0, 0, 0], batch_weights.numpy()[:, 0, 0])
+        np.testing.assert_array_equal(batch_images.numpy()[:, 0, 0, 0],
+                                      batch_weights.numpy()[:, 0, 0])
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -3,7 +3,6 @@
 import pytest
 
 from harness import pretend_machine
-
 from segcore import precision
 from segcore.errors import ConfigError
 from segcore.onednn import capped_below_amx

@@ -1,4 +1,5 @@
-"""deeplab_tf.receptive_field: atrous receptive fields and seed 001's separable-convolution counts."""
+"""deeplab_tf.receptive_field: atrous receptive fields and seed 001's separable-convolution
+counts."""
 
 import keras
 import pytest

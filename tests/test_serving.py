@@ -299,7 +299,8 @@ def test_tflite_agrees_with_the_saved_model_on_real_images(deeplab, datasets_roo
         assert list(inp["shape"]) == [1, 375, 500, 3] and inp["dtype"] == np.uint8
         ids_out = [d for d in interpreter.get_output_details() if d["dtype"] == np.uint8]
         assert len(ids_out) == 1 and list(ids_out[0]["shape"]) == [1, 375, 500]
-        probabilities_out = [d for d in interpreter.get_output_details() if d["dtype"] == np.float32]
+        probabilities_out = [d for d in interpreter.get_output_details()
+                             if d["dtype"] == np.float32]
         same, error = [], []
         for frame in frames:
             interpreter.set_tensor(inp["index"], frame[None])

@@ -79,7 +79,8 @@ def test_voc_builder_with_train_aug_from_real_samples(datasets_root, tmp_path):
     for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / sub).mkdir(parents=True)
     for item in ids:
-        os.symlink(os.path.join(src, "JPEGImages", f"{item}.jpg"), root / "JPEGImages" / f"{item}.jpg")
+        os.symlink(os.path.join(src, "JPEGImages", f"{item}.jpg"),
+                   root / "JPEGImages" / f"{item}.jpg")
         os.symlink(os.path.join(src, "SegmentationClass", f"{item}.png"),
                    root / "SegmentationClass" / f"{item}.png")
     (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(ids[:3]) + "\n")
@@ -102,7 +103,8 @@ def test_voc_builder_with_train_aug_from_real_samples(datasets_root, tmp_path):
         assert_same_as_reader(by_key(builder, split), keys,
                               data.load("voc2012", str(manual), split).as_numpy_iterator())
     aug = by_key(builder, "train_aug")
-    np.testing.assert_array_equal(aug["benchmark_RELEASE/dataset/img/2011_900003.jpg"][1][..., 0], extra)
+    np.testing.assert_array_equal(aug["benchmark_RELEASE/dataset/img/2011_900003.jpg"][1][..., 0],
+                                  extra)
     first = aug[f"VOCdevkit/VOC2012/JPEGImages/{ids[0]}.jpg"][1][..., 0]
     np.testing.assert_array_equal(first, np.array(Image.open(
         os.path.join(src, "SegmentationClass", f"{ids[0]}.png"))))
@@ -124,7 +126,8 @@ def test_kitti_builder_train_val_rule(datasets_root, tmp_path):
     ((image, labels),) = list(data.load("kitti_road", str(tmp_path / "manual"), "val")
                               .as_numpy_iterator())
     np.testing.assert_array_equal(val["data_road/training/image_2/um_000000.png"][0], image)
-    np.testing.assert_array_equal(val["data_road/training/image_2/um_000000.png"][1][..., 0], labels)
+    np.testing.assert_array_equal(val["data_road/training/image_2/um_000000.png"][1][..., 0],
+                                  labels)
     assert set(np.unique(labels).tolist()) == {0, 1, 255}
 
 

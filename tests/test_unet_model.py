@@ -1,8 +1,8 @@
 """unet_tf.build_unet: the paper's / seed's network, its options and its errors."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 import unet_tf
@@ -75,22 +75,26 @@ def _seed_unet(width):
     conv11 = layers.MaxPool2D(pool_size=(2, 2), strides=(2, 2))(conv10)
     conv12 = layers.Conv2D(c(1024), activation="relu", kernel_size=3)(conv11)
     conv13 = layers.Conv2D(c(1024), activation="relu", kernel_size=3)(conv12)
-    trans01 = layers.Conv2DTranspose(c(512), kernel_size=2, strides=(2, 2), activation="relu")(conv13)
+    trans01 = layers.Conv2DTranspose(c(512), kernel_size=2, strides=(2, 2),
+                                     activation="relu")(conv13)
     crop01 = layers.Cropping2D(cropping=(4, 4))(conv10)
     concat01 = layers.concatenate([trans01, crop01], axis=-1)
     conv14 = layers.Conv2D(c(512), activation="relu", kernel_size=3)(concat01)
     conv15 = layers.Conv2D(c(512), activation="relu", kernel_size=3)(conv14)
-    trans02 = layers.Conv2DTranspose(c(256), kernel_size=2, strides=(2, 2), activation="relu")(conv15)
+    trans02 = layers.Conv2DTranspose(c(256), kernel_size=2, strides=(2, 2),
+                                     activation="relu")(conv15)
     crop02 = layers.Cropping2D(cropping=(16, 16))(conv7)
     concat02 = layers.concatenate([trans02, crop02], axis=-1)
     conv16 = layers.Conv2D(c(256), activation="relu", kernel_size=3)(concat02)
     conv17 = layers.Conv2D(c(256), activation="relu", kernel_size=3)(conv16)
-    trans03 = layers.Conv2DTranspose(c(128), kernel_size=2, strides=(2, 2), activation="relu")(conv17)
+    trans03 = layers.Conv2DTranspose(c(128), kernel_size=2, strides=(2, 2),
+                                     activation="relu")(conv17)
     crop03 = layers.Cropping2D(cropping=(40, 40))(conv4)
     concat03 = layers.concatenate([trans03, crop03], axis=-1)
     conv18 = layers.Conv2D(c(128), activation="relu", kernel_size=3)(concat03)
     conv19 = layers.Conv2D(c(128), activation="relu", kernel_size=3)(conv18)
-    trans04 = layers.Conv2DTranspose(c(64), kernel_size=2, strides=(2, 2), activation="relu")(conv19)
+    trans04 = layers.Conv2DTranspose(c(64), kernel_size=2, strides=(2, 2),
+                                     activation="relu")(conv19)
     crop04 = layers.Cropping2D(cropping=(88, 88))(conv1)
     concat04 = layers.concatenate([trans04, crop04], axis=-1)
     conv20 = layers.Conv2D(c(64), activation="relu", kernel_size=3)(concat04)

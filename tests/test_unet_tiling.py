@@ -1,13 +1,13 @@
 """Valid-size arithmetic and overlap-tile prediction (unet_tf.tiling)."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 import unet_tf
-from unet_tf import tiling
 from segcore.errors import ConfigError
+from unet_tf import tiling
 
 TILE = 236  # output 52, stepped by 48: three different tile strides in the tests below
 

@@ -9,8 +9,7 @@ import pytest
 import tensorflow as tf
 
 from harness import pretend_machine
-
-from unet_tf import build_unet, border_weight_map, isbi_weight_map, predict_tiled_batch
+from unet_tf import border_weight_map, build_unet, isbi_weight_map, predict_tiled_batch
 from unet_tf import train as unet_train
 
 RUN_FILES = ("config.json", "metrics.json", "curves.png", "train_log.csv",

@@ -1,11 +1,15 @@
 """Bilinear kernels of the FCN reference and the upsampling layers."""
 
-import numpy as np
 import keras
+import numpy as np
 import pytest
 
-from segcore.upsampling import (BilinearTransposeInitializer, ResizeConv2D, bilinear_kernel,
-                                bilinear_transpose_weights)
+from segcore.upsampling import (
+    BilinearTransposeInitializer,
+    ResizeConv2D,
+    bilinear_kernel,
+    bilinear_transpose_weights,
+)
 
 
 def test_bilinear_kernel_4_matches_reference_formula_by_hand():

@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 
 from segcore.analysis import stride_frequency_energy
-from segcore.upsampling import (DECODER_KINDS, random_decoder, resize_upsample,
-                                transposed_convolution)
+from segcore.upsampling import (
+    DECODER_KINDS,
+    random_decoder,
+    resize_upsample,
+    transposed_convolution,
+)
 
 
 def test_seed_002_transposed_convolution_example():

@@ -55,12 +55,20 @@ from segcore import cli
 from segcore.errors import ConfigError
 from segcore.options import ModelOptions
 from segcore.training import ModelFamily, train_and_evaluate  # noqa: F401 (public)
-
 from unet_tf.model import build_unet
 from unet_tf.presets import DEFAULT_PRESET, ISBI_PRESET, PRESETS
-from unet_tf.tiling import (DIHEDRAL_COUNTS, border, minimum_input_size, mirror_pad, model_depth,
-                            output_size, predict_dihedral, predict_tiled_batch, tile_step,
-                            valid_input_sizes)
+from unet_tf.tiling import (
+    DIHEDRAL_COUNTS,
+    border,
+    minimum_input_size,
+    mirror_pad,
+    model_depth,
+    output_size,
+    predict_dihedral,
+    predict_tiled_batch,
+    tile_step,
+    valid_input_sizes,
+)
 from unet_tf.weight_map import border_weight_map
 
 PROG = "python -m unet_tf.train"
@@ -183,7 +191,8 @@ def split_options(model):
     options, tiling = OPTIONS.split(model)
     if tiling["eval_rotations"] not in DIHEDRAL_COUNTS:
         raise ConfigError(f"--eval-rotations must be one of "
-                          f"{', '.join(map(str, DIHEDRAL_COUNTS))}; got {tiling['eval_rotations']!r}")
+                          f"{', '.join(map(str, DIHEDRAL_COUNTS))}; "
+                          f"got {tiling['eval_rotations']!r}")
     depth = options.get("depth", 4)
     if tiling["tile_size"] is None and isinstance(depth, int) and depth >= 1:
         tiling["tile_size"] = 572 if depth == 4 else valid_input_sizes(572, depth, 1)[0]
@@ -194,7 +203,8 @@ def build(config, num_classes):
     options, tiling = split_options(config.model)
     if config.weights not in (None, "none", "auto"):
         raise ConfigError(f"--weights {config.weights}: the U-Net trains from scratch (random "
-                          "initialisation, as the paper); use --init-from RUN_DIR to start from a run")
+                          "initialisation, as the paper); use --init-from RUN_DIR to start from "
+                          "a run")
     unet = build_unet(input_shape=(None, None, 1), num_classes=num_classes, **options)
     notes = {"weights_used": "none (random initialisation, as the paper)"}
     if options.get("padding", "valid") == "same":

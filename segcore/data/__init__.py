@@ -58,8 +58,9 @@ def load(name, data_dir=None, split="train", **options):
     if not any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
         unknown = sorted(set(options) - set(accepted))
         if unknown:
+            takes = ", ".join(list(accepted)[2 if needs_dir else 1:]) or "none"
             raise DataError(f"dataset {name!r} takes no option(s) {', '.join(unknown)}; "
-                            f"it takes {', '.join(list(accepted)[2 if needs_dir else 1:]) or 'none'}")
+                            f"it takes {takes}")
     if needs_dir:
         if not data_dir:
             raise DataError(f"dataset {name!r} needs --data-dir (where its files are)")

@@ -10,12 +10,11 @@ Exit status: 0 success; 1 problems found / download impossible or failed;
 """
 
 import argparse
-
-from segcore.options import key_value  # noqa: E402
 import logging
 import sys
 
 from segcore.errors import ConfigError, SegmentationError
+from segcore.options import key_value
 
 
 def build_parser():

@@ -55,7 +55,8 @@ def index(data_dir, split="train"):
         raise DataError(f"camvid: unknown split {split!r}; expected one of {sorted(INFO.splits)}")
     root = camvid_root(data_dir)
     image_dir = images.require_dir(os.path.join(root, split), f"camvid split {split!r}")
-    mask_dir = images.require_dir(os.path.join(root, f"{split}annot"), f"camvid split {split!r} masks")
+    mask_dir = images.require_dir(os.path.join(root, f"{split}annot"),
+                                  f"camvid split {split!r} masks")
     problems = []
     pairs = images.pair_by_stem("camvid", image_dir, mask_dir, problems)
     return images.index_pairs(FORMAT, pairs, problems, description=f"split {split!r} of {root}")

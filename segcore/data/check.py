@@ -58,7 +58,8 @@ class Report:
             widths = [w for w, _ in self.sizes]
             heights = [h for _, h in self.sizes]
             lines.append(f"  sizes (WxH): {common}{' ...' if len(self.sizes) > 5 else ''}; "
-                         f"width {min(widths)}..{max(widths)}, height {min(heights)}..{max(heights)}")
+                         f"width {min(widths)}..{max(widths)}, "
+                         f"height {min(heights)}..{max(heights)}")
         total = int(self.histogram.sum())
         if total:
             parts = []

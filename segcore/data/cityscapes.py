@@ -15,7 +15,7 @@ split's public masks carry no labels (everything is ignored at evaluation).
 import os
 
 from segcore.data import images
-from segcore.data.info import DatasetInfo, IGNORE_LABEL
+from segcore.data.info import IGNORE_LABEL, DatasetInfo
 from segcore.errors import DataError
 
 # (name, id, trainId, colour) of cityscapesScripts helpers/labels.py, ids 0..33
@@ -99,20 +99,25 @@ def _key(suffix):
 
 def index(data_dir, split="train", label_source="labelIds"):
     if split not in INFO.splits:
-        raise DataError(f"cityscapes: unknown split {split!r}; expected one of {sorted(INFO.splits)}")
+        raise DataError(
+            f"cityscapes: unknown split {split!r}; expected one of {sorted(INFO.splits)}")
     if label_source not in FORMATS:
         raise DataError(f"cityscapes: label_source must be one of {sorted(FORMATS)}, "
                         f"got {label_source!r}")
     root = cityscapes_root(data_dir)
     image_root = images.require_dir(os.path.join(root, "leftImg8bit", split), f"cityscapes {split}")
-    mask_root = images.require_dir(os.path.join(root, "gtFine", split), f"cityscapes {split} gtFine")
-    cities = sorted(d for d in os.listdir(image_root) if os.path.isdir(os.path.join(image_root, d)))
-    mask_cities = sorted(d for d in os.listdir(mask_root) if os.path.isdir(os.path.join(mask_root, d)))
+    mask_root = images.require_dir(os.path.join(root, "gtFine", split),
+                                   f"cityscapes {split} gtFine")
+    cities = sorted(d for d in os.listdir(image_root)
+                    if os.path.isdir(os.path.join(image_root, d)))
+    mask_cities = sorted(d for d in os.listdir(mask_root)
+                         if os.path.isdir(os.path.join(mask_root, d)))
     problems, pairs = [], []
     if not cities:
         problems.append(f"cityscapes: no city folders in {image_root}")
     for city in sorted(set(mask_cities) - set(cities)):
-        problems.append(f"cityscapes: {os.path.join(mask_root, city)} has no images in {image_root}")
+        problems.append(
+            f"cityscapes: {os.path.join(mask_root, city)} has no images in {image_root}")
     mask_suffix = f"_gtFine_{label_source}.png"
     for city in cities:
         mask_dir = os.path.join(mask_root, city)

@@ -231,7 +231,8 @@ def load_json(path):
 
 def _require(path, what, position, item, keys):
     if not isinstance(item, dict):
-        raise DataError(f"{path}: {what}[{position}] is a {type(item).__name__}, expected an object")
+        raise DataError(
+            f"{path}: {what}[{position}] is a {type(item).__name__}, expected an object")
     for key in keys:
         if key not in item:
             ident = f" (id {item['id']})" if "id" in item else ""
@@ -271,7 +272,8 @@ def parse(path, content, image_dir):
         entry = entries.get(annotation["image_id"])
         if entry is None:
             raise DataError(f"{path}: annotations[{position}] (id {annotation['id']}) has "
-                            f"image_id {annotation['image_id']!r}, which is not in the file's 'images'")
+                            f"image_id {annotation['image_id']!r}, which is not in the file's "
+                            "'images'")
         voc = COCO_TO_VOC.get(category)
         if voc is None:
             continue  # one of the 60 categories that are background here
@@ -305,7 +307,8 @@ def index(data_dir, split="train", year=None, overlap="ignore", crowd="class", m
     kept = [e for e in all_entries if keeps(e, rules)]
     dropped = [e.file_name for e in all_entries if not keeps(e, rules)]
     if kept and not os.path.isdir(image_dir):
-        raise DataError(f"coco_voc: image folder not found: {image_dir} (the images of {json_path})")
+        raise DataError(
+            f"coco_voc: image folder not found: {image_dir} (the images of {json_path})")
     problems, missing, good = [], [], []
     for entry in kept:
         if not os.path.isfile(entry.path):
@@ -325,7 +328,8 @@ def index(data_dir, split="train", year=None, overlap="ignore", crowd="class", m
             else images.IMAGE_PIL
         good.append(entry)
     if missing:
-        others = f" (and {len(missing) - 1} other listed image(s) missing)" if len(missing) > 1 else ""
+        others = (f" (and {len(missing) - 1} other listed image(s) missing)" if len(missing) > 1
+                  else "")
         problems.insert(0, f"{missing[0]}: listed in {json_path} but not found{others}")
     cache = None
     if cache_dir:
@@ -503,8 +507,9 @@ def fill_report(report, data_dir, split, **options):
     crowd = sum(1 for e in coco_index.entries for a in e.annotations if a[1])
     unannotated = [e.file_name for e in coco_index.entries if not e.annotations]
     report.notes.append(f"rules: overlap={rules.overlap}, crowd={rules.crowd}; {crowd} crowd "
-                        f"annotation(s) of the 20 classes; {len(unannotated)} kept image(s) without "
-                        "any (all background)" + (f": {_names(unannotated)}" if unannotated else ""))
+                        f"annotation(s) of the 20 classes; {len(unannotated)} kept image(s) "
+                        "without any (all background)"
+                        + (f": {_names(unannotated)}" if unannotated else ""))
     report.problems += coco_index.problems
     report.listed = coco_index.listed - len(coco_index.dropped)
     decode = tf.function(lambda path, method: images.decode_image(path, 1, 0, method))
@@ -519,7 +524,7 @@ def fill_report(report, data_dir, split, **options):
             report.problems.append(str(images.data_error_from(error)))
             continue
         if image.shape[:2] != labels.shape:
-            report.problems.append(f"{entry.path}: decoded as {image.shape[1]}x{image.shape[0]} but "
-                                   f"the JSON gives {entry.width}x{entry.height}")
+            report.problems.append(f"{entry.path}: decoded as {image.shape[1]}x{image.shape[0]} "
+                                   f"but the JSON gives {entry.width}x{entry.height}")
             continue
         report.add(image, labels)

@@ -303,8 +303,8 @@ def _check_tar(archive, tar, target):
         if why is None and member.issym():
             link = member.linkname.replace("\\", "/")
             resolved = posixpath.normpath(posixpath.join(posixpath.dirname(member.name), link))
-            if link.startswith("/") or resolved.startswith("../") or resolved == ".." or not _inside(
-                    target, resolved):
+            if (link.startswith("/") or resolved.startswith("../") or resolved == ".."
+                    or not _inside(target, resolved)):
                 why = f"symlink {member.name!r} -> {member.linkname!r} points outside {target}"
         if why is None and member.islnk():
             link = member.linkname.replace("\\", "/")
@@ -371,7 +371,8 @@ def download(name, data_dir, allow_unverified=False, sources=None, retries=4, ba
         from segcore.data.tfds_builders.common import tfds_compat
 
         tfds_compat()
-        out(f"{name}: preparing TFDS {source.tfds_name!r} in {data_dir} (TFDS checks its checksums)")
+        out(f"{name}: preparing TFDS {source.tfds_name!r} in {data_dir} "
+            "(TFDS checks its checksums)")
         tfds.builder(source.tfds_name, data_dir=data_dir).download_and_prepare()
         return data_dir
     if not source.resources:

@@ -18,7 +18,7 @@ builds the descriptor of a given class list.
 import os
 
 from segcore.data import images
-from segcore.data.info import DatasetInfo, IGNORE_LABEL, pascal_palette
+from segcore.data.info import IGNORE_LABEL, DatasetInfo, pascal_palette
 from segcore.errors import ConfigError, DataError
 
 INFO = DatasetInfo(

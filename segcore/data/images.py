@@ -69,9 +69,9 @@ def list_images(directory):
 
 def assert_that(condition, *message):
     """In-graph check: fail with the joined string `message` when `condition` is false."""
-    return tf.debugging.Assert(condition, [tf.strings.join([tf.strings.as_string(m)
-                                                          if m.dtype != tf.string else m
-                                                          for m in map(tf.convert_to_tensor, message)])])
+    return tf.debugging.Assert(condition, [tf.strings.join(
+        [tf.strings.as_string(m) if m.dtype != tf.string else m
+         for m in map(tf.convert_to_tensor, message)])])
 
 
 def read_file_checked(path):
@@ -269,7 +269,8 @@ def read_header(path, page=0):
                 if page >= frames:
                     raise DataError(f"{path}: has {frames} page(s), no page {page}")
                 image.seek(page)
-            if image.format == "PNG":  # an eXIf chunk before the pixels; getexif() would decode them
+            # an eXIf chunk before the pixels; getexif() would decode them
+            if image.format == "PNG":
                 exif = Image.Exif()
                 if image.info.get("exif"):
                     exif.load(image.info["exif"])
@@ -324,10 +325,12 @@ def pair_by_stem(dataset, image_dir, mask_dir, problems, image_key=_stem, mask_k
     orphans = sorted(k for k in mask_groups if k not in image_groups)
     if missing:
         problems.append(f"{dataset}: {len(missing)} image(s) in {image_dir} without a mask in "
-                        f"{mask_dir}: {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}")
+                        f"{mask_dir}: {', '.join(missing[:20])}"
+                        f"{' ...' if len(missing) > 20 else ''}")
     if orphans:
         problems.append(f"{dataset}: {len(orphans)} mask(s) in {mask_dir} without an image in "
-                        f"{image_dir}: {', '.join(orphans[:20])}{' ...' if len(orphans) > 20 else ''}")
+                        f"{image_dir}: {', '.join(orphans[:20])}"
+                        f"{' ...' if len(orphans) > 20 else ''}")
     pairs = []
     for key in sorted(image_groups):
         if key not in mask_groups:
@@ -339,7 +342,8 @@ def pair_by_stem(dataset, image_dir, mask_dir, problems, image_key=_stem, mask_k
             continue
         if len(masks) > 1:
             problems.append(f"{dataset}: {len(masks)} candidate masks for image "
-                            f"{os.path.join(image_dir, names[0])} in {mask_dir}: {', '.join(masks)}")
+                            f"{os.path.join(image_dir, names[0])} in {mask_dir}: "
+                            f"{', '.join(masks)}")
             continue
         pairs.append((os.path.join(image_dir, names[0]), os.path.join(mask_dir, masks[0])))
     return pairs
@@ -362,9 +366,9 @@ def _mask_method(fmt, header, path):
                         "Cityscapes *_instanceIds.png)")
     if fmt.kind == "colour":
         if header.mode not in _COLOUR_MODES:
-            raise DataError(f"{path}: {header.mode} (grey/index) mask where {fmt.dataset} expects an "
-                            "RGB colour-coded mask; for class-index masks use an index format "
-                            "(e.g. folder without colour_map)")
+            raise DataError(f"{path}: {header.mode} (grey/index) mask where {fmt.dataset} "
+                            "expects an RGB colour-coded mask; for class-index masks use an index "
+                            "format (e.g. folder without colour_map)")
         return MASK_COLOUR if header.format in ("PNG", "BMP", "GIF") else MASK_COLOUR_PIL
     if header.mode not in _INDEX_MODES:
         raise DataError(f"{path}: {header.mode} colour mask where {fmt.dataset} expects an 8-bit "
@@ -405,7 +409,8 @@ def index_pairs(fmt, pairs, problems=None, description="", check_sizes=True):
             if check_sizes and mask_size is not None and size != mask_size:
                 image_name = f"{image_path} (page {image_page})" if image_page else image_path
                 mask_name = f"{mask_path} (page {mask_page})" if mask_page else mask_path
-                rotated = f" after EXIF orientation {header.orientation}" if header.orientation > 1 else ""
+                rotated = (f" after EXIF orientation {header.orientation}"
+                           if header.orientation > 1 else "")
                 raise DataError(f"image/mask size mismatch: {image_name} is {size[0]}x{size[1]}"
                                 f"{rotated} but {mask_name} is {mask_size[0]}x{mask_size[1]}")
             samples.append(Sample(image_path, mask_path, image_page, mask_page, header.orientation,
@@ -425,9 +430,10 @@ def _pil_rgb(path, page):
             if page:
                 image.seek(int(page))
             if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
-                return np.repeat((np.asarray(image, np.uint16) >> 8).astype(np.uint8)[..., None], 3, -1)
+                high_bytes = (np.asarray(image, np.uint16) >> 8).astype(np.uint8)
+                return np.repeat(high_bytes[..., None], 3, -1)
             return np.asarray(image.convert("RGB"), np.uint8)
-    except Exception as error:  # noqa: BLE001 - reported with the file name
+    except Exception as error:  # reported with the file name
         raise ValueError(f"DataError: {path}: cannot decode image ({error})") from None
 
 
@@ -438,7 +444,7 @@ def _pil_values(path, page):
             if page:
                 image.seek(int(page))
             values = np.asarray(image)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise ValueError(f"DataError: {path}: cannot decode mask ({error})") from None
     if values.ndim != 2 or values.dtype not in (np.uint8, np.bool_):
         raise ValueError(f"DataError: {path}: mask is {values.dtype} {values.shape}; "
@@ -457,9 +463,10 @@ def read_mat_segmentation(path):
         raise DataError(f"{path}: file not found (deleted after indexing?)") from None
     except (KeyError, AttributeError, IndexError):
         raise DataError(f"{path}: no GTcls.Segmentation (expected an SBD cls/*.mat file)") from None
-    except Exception as error:  # noqa: BLE001 - scipy raises several types for bad files
+    except Exception as error:  # scipy raises several types for bad files
         raise DataError(f"{path}: not a readable .mat file ({error})") from None
-    if segmentation.ndim != 2 or segmentation.min(initial=0) < 0 or segmentation.max(initial=0) > 255:
+    if (segmentation.ndim != 2 or segmentation.min(initial=0) < 0
+            or segmentation.max(initial=0) > 255):
         raise DataError(f"{path}: GTcls.Segmentation is not an 8-bit 2-D label map")
     return segmentation.astype(np.uint8)
 
@@ -597,7 +604,8 @@ def make_decoder(index):
                 values = mask_values(path, method, sample["mask_page"])
                 return apply_table(values, fmt, path)
         labels = tf.cond(tf.equal(method, MASK_NONE),
-                         lambda: tf.fill(tf.shape(image)[:2], tf.constant(fmt.ignore_label, tf.uint8)),
+                         lambda: tf.fill(tf.shape(image)[:2],
+                                         tf.constant(fmt.ignore_label, tf.uint8)),
                          labels_fn)
         labels = tf.ensure_shape(labels, [None, None])
         check = assert_that(
@@ -605,7 +613,8 @@ def make_decoder(index):
             "DataError: image/mask size mismatch: ", sample["image"], " is ",
             tf.strings.as_string(tf.shape(image)[1]), "x", tf.strings.as_string(tf.shape(image)[0]),
             " but ", path, " is ",
-            tf.strings.as_string(tf.shape(labels)[1]), "x", tf.strings.as_string(tf.shape(labels)[0]),
+            tf.strings.as_string(tf.shape(labels)[1]), "x",
+            tf.strings.as_string(tf.shape(labels)[0]),
         )
         with tf.control_dependencies([check]):
             return tf.identity(image), tf.identity(labels)

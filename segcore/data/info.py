@@ -24,7 +24,8 @@ class DatasetInfo:
 
     def __post_init__(self):
         if len(self.class_names) != self.num_classes or len(self.palette) != self.num_classes:
-            raise ValueError(f"{self.name}: class_names and palette need {self.num_classes} entries")
+            raise ValueError(
+                f"{self.name}: class_names and palette need {self.num_classes} entries")
 
 
 def pascal_palette(num_classes=256):

@@ -18,7 +18,7 @@ import os
 import tensorflow as tf
 
 from segcore.data import images
-from segcore.data.info import DatasetInfo, IGNORE_LABEL
+from segcore.data.info import IGNORE_LABEL, DatasetInfo
 from segcore.errors import DataError
 
 INFO = DatasetInfo(
@@ -59,7 +59,8 @@ def list_pairs(data_dir, split="train", task="road", categories=CATEGORIES):
     if task not in ("road", "lane"):
         raise DataError(f"kitti_road: task must be 'road' or 'lane', got {task!r}")
     if split not in INFO.splits:
-        raise DataError(f"kitti_road: unknown split {split!r}; expected one of {sorted(INFO.splits)}")
+        raise DataError(
+            f"kitti_road: unknown split {split!r}; expected one of {sorted(INFO.splits)}")
     root = training_dir(data_dir)
     image_dir, gt_dir = os.path.join(root, "image_2"), os.path.join(root, "gt_image_2")
     image_names = [n for n in images.list_images(image_dir) if n.split("_")[0] in categories]
@@ -85,11 +86,13 @@ def list_pairs(data_dir, split="train", task="road", categories=CATEGORIES):
     orphans = sorted(os.path.splitext(n)[0] for n in gt_names
                      if f"_{task}_" in n and n.split("_")[0] in categories and n not in wanted)
     if orphans:
-        raise DataError(f"kitti_road: ground truth without image in {gt_dir}: {', '.join(orphans[:20])}")
+        raise DataError(
+            f"kitti_road: ground truth without image in {gt_dir}: {', '.join(orphans[:20])}")
     if split != "training":
         pairs = [p for i, p in enumerate(pairs) if in_val_split(i) == (split == "val")]
     if not pairs:
-        raise DataError(f"kitti_road: split {split!r} of {root} is empty ({len(image_names)} images)")
+        raise DataError(
+            f"kitti_road: split {split!r} of {root} is empty ({len(image_names)} images)")
     for image_path, mask_path in pairs:
         images.check_same_size(image_path, mask_path)
     return pairs

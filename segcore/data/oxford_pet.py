@@ -80,10 +80,12 @@ def scan(data_dir, split="train"):
         image, trimap = example["image"], example["segmentation_mask"][..., 0]
         bad = sorted(set(np.unique(trimap).tolist()) - {1, 2, 3})
         if image.shape[:2] != trimap.shape:
-            yield None, None, (f"oxford_iiit_pet: {name}: image is {image.shape[1]}x{image.shape[0]} "
+            yield None, None, (f"oxford_iiit_pet: {name}: image is "
+                               f"{image.shape[1]}x{image.shape[0]} "
                                f"but its trimap is {trimap.shape[1]}x{trimap.shape[0]}")
         elif bad:
-            yield None, None, (f"oxford_iiit_pet: {name}: trimap values {','.join(map(str, bad[:16]))} "
+            yield None, None, (f"oxford_iiit_pet: {name}: trimap values "
+                               f"{','.join(map(str, bad[:16]))} "
                                "are not 1 (pet), 2 (background) or 3 (border)")
         else:
             yield image, trimap - 1, None

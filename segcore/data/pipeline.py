@@ -45,8 +45,9 @@ def _sizer(size, mode, ignore_label, image_fill):
     """The map function that brings a pair (and its weights) to `size` by `mode`."""
     size = tuple(int(s) for s in size)
     if mode == "resize":
-        return lambda i, l, w=None: resize_pair(i, l, size, w)
-    return lambda i, l, w=None: pad_pair(i, l, size, ignore_label, image_fill, weights=w)
+        return lambda image, label, w=None: resize_pair(image, label, size, w)
+    return lambda image, label, w=None: pad_pair(
+        image, label, size, ignore_label, image_fill, weights=w)
 
 
 def _auto_shard_policy(auto_shard):

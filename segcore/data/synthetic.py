@@ -71,7 +71,8 @@ def road_scene(height, width, rng):
     road_texture = 10 * _smooth_noise(rng, height, width, 8) + rng.normal(0, 6, (height, width))
     image[road] = road_colour + road_texture[road][:, None]
     pave = grey + rng.choice([-1, 1]) * rng.uniform(35, 60)
-    image[pavement] = np.array([pave, pave, pave * 0.95]) + rng.normal(0, 10, (height, width))[pavement][:, None]
+    image[pavement] = (np.array([pave, pave, pave * 0.95])
+                       + rng.normal(0, 10, (height, width))[pavement][:, None])
     # Lane markings: dashed centre line (part of the road).
     centre = (left + right) / 2
     dash = (np.floor(np.log1p(8 * depth) * 6 + rng.uniform(0, 1)) % 2) == 0

@@ -1,4 +1,5 @@
-"""TFDS builders (manual download) for KITTI Road, VOC 2012 segmentation (+SBD), ISBI 2012 and COCO-VOC.
+"""TFDS builders (manual download) for KITTI Road, VOC 2012 segmentation (+SBD), ISBI 2012
+and COCO-VOC.
 
 They list and decode with the plain-file readers (`segcore.data.kitti_road`,
 `voc2012`/`sbd`, `isbi2012`, `coco_voc`), so a TFDS build holds exactly what

@@ -1,4 +1,5 @@
-"""TFDS builder `coco_voc`: MS-COCO restricted to the 20 VOC classes, train/val (torchvision's rules)."""
+"""TFDS builder `coco_voc`: MS-COCO restricted to the 20 VOC classes, train/val
+(torchvision's rules)."""
 
 import os
 

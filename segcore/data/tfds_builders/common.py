@@ -35,7 +35,8 @@ class ReaderBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         info = self.READER.INFO
         return tfds.core.DatasetInfo(
             builder=self,
-            description=(f"{info.name}: {info.num_classes} classes ({', '.join(info.class_names)}); "
+            description=(f"{info.name}: {info.num_classes} classes "
+                         f"({', '.join(info.class_names)}); "
                          f"segmentation_mask holds class ids, {info.ignore_label} = ignore."),
             features=features(),
             supervised_keys=("image", "segmentation_mask"),
