@@ -18,8 +18,9 @@ keras-hub's `TestCase.run_layer_test` / `run_model_saving_test`.
   * the trainable parameter count, when `parameters` is given (the paper's).
 
 And the helpers several test modules share: `pretend_machine` (the precision a machine
-resolves to), `one_line_error` / `exit_error` (a command's one-line error), `read_all` (a dataset read with DataError for bad files), `h5_arrays`
-(every array of a Keras weights file), `LocalHTTPServer` (downloads from 127.0.0.1).
+resolves to), `one_line_error` / `exit_error` (a command's one-line error), `read_all` (a
+dataset read with DataError for bad files), `h5_arrays` (every array of a Keras weights
+file), `LocalHTTPServer` (downloads from 127.0.0.1).
 The subprocess trainer is conftest.py's `run_trainer`.
 """
 
@@ -27,8 +28,8 @@ import http.server
 import threading
 
 import h5py
-import numpy as np
 import keras
+import numpy as np
 import tensorflow as tf
 
 from segcore.data import images
@@ -48,7 +49,9 @@ def _symbolic_inputs(input_shape):
     """keras.Input(s) of the sample's rank and channels, spatial sizes left free."""
     def one(shape):
         return keras.Input((None,) * (len(shape) - 2) + (shape[-1],))
-    return [one(shape) for shape in input_shape] if isinstance(input_shape, list) else one(input_shape)
+    if isinstance(input_shape, list):
+        return [one(shape) for shape in input_shape]
+    return one(input_shape)
 
 
 def _assert_same(actual, expected, what, rtol=1e-5, atol=1e-5):
@@ -208,7 +211,7 @@ class LocalHTTPServer:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server's name
+            def do_GET(self):  # http.server's name
                 body = server.files.get(self.path)
                 server.requests.append((self.path, self.headers.get("Range")))
                 if body is None:

@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from harness import run_layer_test
-
 from deeplab_tf.aspp import FusedBatchNormalization, ResizeBilinear
 from deeplab_tf.atrous import AtrousConv2D
 from deeplab_tf.train import CaffeFromUnitRange
+from harness import run_layer_test
 from segcore.imagenet import IMAGENET_MEAN_BGR
 from segcore.layers import CropLike, PadToMultiple, PatchConv2D
 from segcore.upsampling import ResizeConv2D
@@ -91,7 +90,8 @@ LAYER_CASES = [  # (class, constructor arguments, input shapes with odd sizes, r
      [(1, 7, 9, 3), (2, 1, 5, 3)], as_keras_conv2d),
     (PatchConv2D, {"filters": 4, "kernel_size": 3, "padding": "valid", "activation": "relu"},
      [(1, 7, 9, 3)], as_keras_conv2d),
-    (ResizeConv2D, {"filters": 3, "factor": 2}, [(1, 5, 7, 3), (2, 1, 3, 3)], bilinear_then_identity),
+    (ResizeConv2D, {"filters": 3, "factor": 2}, [(1, 5, 7, 3), (2, 1, 3, 3)],
+     bilinear_then_identity),
     (ResizeBilinear, {"align_corners": True}, [[(1, 5, 7, 3), (1, 17, 13, 2)],
                                                [(2, 3, 3, 1), (2, 8, 5, 1)]],
      bilinear_align_corners),

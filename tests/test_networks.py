@@ -7,10 +7,9 @@ tests/test_deeplab_model.py."""
 
 import pytest
 
-from harness import run_model_test
-
 from deeplab_tf import build_deeplabv3plus
 from fcn_tf import build_fcn
+from harness import run_model_test
 from unet_tf import build_unet, output_size
 
 
