@@ -20,11 +20,13 @@ keras-hub's `TestCase.run_layer_test` / `run_model_saving_test`.
 And the helpers several test modules share: `pretend_machine` (the precision a machine
 resolves to), `one_line_error` / `exit_error` (a command's one-line error), `read_all` (a
 dataset read with DataError for bad files), `h5_arrays` (every array of a Keras weights
-file), `LocalHTTPServer` (downloads from 127.0.0.1).
-The subprocess trainer is conftest.py's `run_trainer`.
+file), `LocalHTTPServer` (downloads from 127.0.0.1), `run_trainer` (a trainer's command line
+in a fresh process).
 """
 
 import http.server
+import subprocess
+import sys
 import threading
 
 import h5py
@@ -124,7 +126,8 @@ def run_layer_test(layer_cls, init_kwargs, input_shapes, tmp_path, expected=None
     COVERED.add(layer_cls)
 
 
-def run_model_test(network, input_shapes, output_shape, tmp_path, parameters=None, atol=1e-4):
+def run_model_test(network, input_shapes, output_shape, tmp_path, parameters=None, atol=1e-4,
+                   saved_model=True):
     """The checks of the module docstring for the built Keras `network`.
 
     input_shapes: sample input shapes (odd sizes among them); output_shape: a function of
@@ -140,6 +143,8 @@ def run_model_test(network, input_shapes, output_shape, tmp_path, parameters=Non
     if parameters is not None:
         trainable = sum(int(np.prod(w.shape)) for w in network.trainable_weights)
         assert trainable == parameters, (network.name, trainable, parameters)
+    if not saved_model:  # the caller says which test does the round trip
+        return
     path = str(tmp_path / f"{network.name}_saved_model")
     network.export(path, format="tf_saved_model", verbose=False)
     served = tf.saved_model.load(path)
@@ -164,6 +169,16 @@ def exit_error(main, argv, capsys):
     err = one_line_error(capsys)
     assert status == 2, (status, err)
     return err
+
+
+def run_trainer(module, *args, timeout=900):
+    """`python -m MODULE ARGS` in a fresh process (exit status 0 asserted, its stderr shown
+    otherwise). End-to-end trainings of the command lines run this way, as a user runs
+    them, and what one run leaves in its process cannot add up in the suite's."""
+    result = subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True,
+                            text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
 
 
 def pretend_machine(monkeypatch, gpus=0, native_bf16=False, capped_below_amx=False):
@@ -236,7 +251,9 @@ class LocalHTTPServer:
                 pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # a short poll: shutdown() waits for it (0.5 s by default)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,),
+                                       daemon=True)
         self.thread.start()
 
     def url(self, path):

@@ -409,7 +409,7 @@ def test_presets_aim_at_torchvision_figures_and_any_preset_takes_the_dataset(coc
 @pytest.mark.slow
 def test_coco_voc_fcn8s_preset_trains_end_to_end(coco_dir, tmp_path):
     """The preset's run, small: 2 steps at 64x64, validation and evaluation on 3 images."""
-    from conftest import run_trainer
+    from harness import run_trainer
 
     cache = tmp_path / "masks"
     runs = tmp_path / "runs"

@@ -131,7 +131,7 @@ def test_fcn_checks_its_model_options(capsys):
 
 @pytest.mark.slow
 def test_rerun_from_config_json_reproduces_the_configuration(tmp_path):
-    from conftest import run_trainer
+    from harness import run_trainer
 
     common = ["--runs-dir", str(tmp_path), "--no-export", "--overlays", "0"]
     run_trainer("fcn_tf.train", "--preset", "smoke", "--precision", "fp32", "--set", "epochs=1",

@@ -436,7 +436,7 @@ def test_isbi_errors_of_a_unet_saved_model_equal_the_trainers(datasets_root, tmp
     on its run directory reports the ISBI errors and baselines of the run's metrics.json."""
     import imageio.v3 as iio
 
-    from conftest import run_trainer
+    from harness import run_trainer
 
     data_dir = os.path.join(datasets_root, "isbi2012")
     run_trainer("unet_tf.train", "--data-dir", data_dir, "--train-split", "val",

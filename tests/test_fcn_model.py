@@ -73,10 +73,15 @@ def test_atonce_scales_pool4_and_pool3():
     assert count(model.weights) == 134_362_751 + 127_008
 
 
-def test_fc6_fc7_are_the_vgg16_classifier_made_convolutional():
+@pytest.fixture(scope="module")
+def vgg():
+    """A Keras VGG16 classifier (include_top=True) with random weights."""
+    return keras.applications.VGG16(include_top=True, weights=None)
+
+
+def test_fc6_fc7_are_the_vgg16_classifier_made_convolutional(vgg):
     # Random weights: the FCN built from a Keras VGG16 (include_top=True) computes, at
     # the centre of fc7 for a 224x224 input, exactly the Dense model's fc2 output.
-    vgg = keras.applications.VGG16(include_top=True, weights=None)
     fcn = build_fcn("fcn32s", 2, input_shape=(224, 224, 3))
     copy_vgg16_weights(vgg, fcn)
     rng = np.random.default_rng(0)
@@ -87,8 +92,7 @@ def test_fc6_fc7_are_the_vgg16_classifier_made_convolutional():
     np.testing.assert_allclose(np.asarray(fc7)[:, 3, 3], np.asarray(fc2), rtol=1e-4, atol=1e-4)
 
 
-def test_weights_from_a_saved_vgg16_file(tmp_path):
-    vgg = keras.applications.VGG16(include_top=True, weights=None)
+def test_weights_from_a_saved_vgg16_file(vgg, tmp_path):
     path = str(tmp_path / "vgg16.weights.h5")
     vgg.save_weights(path)
     fcn = build_fcn("fcn32s", 2, weights=path)
@@ -98,13 +102,13 @@ def test_weights_from_a_saved_vgg16_file(tmp_path):
                                   vgg.get_layer("fc1").kernel.numpy())
 
 
-def test_bad_weights_path_is_a_clear_error(tmp_path):
+def test_bad_weights_path_is_a_clear_error(fcn8s, tmp_path):
     with pytest.raises(ConfigError, match="no VGG16 weights file at .*missing.h5"):
         build_fcn("fcn8s", 2, weights=str(tmp_path / "missing.h5"))
     junk = tmp_path / "junk.h5"
     junk.write_bytes(b"not hdf5")
     with pytest.raises(ConfigError, match="junk.h5: not a Keras VGG16"):
-        load_vgg16_weights(build_fcn("fcn32s", 2), str(junk))
+        load_vgg16_weights(fcn8s, str(junk))
 
 
 @pytest.mark.parametrize("geometry, size", [

@@ -109,7 +109,7 @@ def test_mixed_precision_matches_fp32_loss():
 
 @pytest.mark.slow
 def test_main_job_writes_the_run_directory(tmp_path):
-    from conftest import run_trainer
+    from harness import run_trainer
 
     run_trainer("fcn_tf.train", "--preset", "smoke", "--runs-dir", tmp_path)
     run = tmp_path / "smoke"

@@ -16,8 +16,8 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import run_trainer
 from deeplab_tf.model import build_deeplabv3plus
+from harness import run_trainer
 from segcore import warm_start
 from segcore.errors import ConfigError
 from segcore.training import TrainConfig, load_run
