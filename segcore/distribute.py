@@ -28,6 +28,7 @@ a cluster). When it names more than one worker, `cluster_from_env` returns a
 MultiWorkerMirroredStrategy); `SegmentationTask` inherits it.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -254,6 +255,23 @@ def seed_augmentation(seed, cluster):
     for the data sharding to give each example to one replica per epoch. Initial
     weights are broadcast from the chief by the strategy."""
     if cluster is not None and cluster.rank:
+        tf.random.set_seed(seed + cluster.rank)
+
+
+@contextlib.contextmanager
+def same_global_seed(seed, cluster):
+    """Inside: TensorFlow's global seed is `seed` on every worker; after: each worker's
+    own again (`seed_augmentation`). For input pipelines built after the workers' seeds
+    diverged: a `Dataset.shuffle(seed=s)` orders by (global seed, s), and under data
+    sharding every worker must order alike, or a global batch holds one example twice and
+    another not at all. The chief (and a single process) is left as it is."""
+    if cluster is None or not cluster.rank:
+        yield
+        return
+    tf.random.set_seed(seed)
+    try:
+        yield
+    finally:
         tf.random.set_seed(seed + cluster.rank)
 
 

@@ -436,10 +436,11 @@ def _train(config, family, run_dir, extra_callbacks, cluster=None, chief_run_dir
                                  synchronous=cluster is not None)
 
     def train_stream(first_batch, batches):
-        return make_training_stream(
-            train_raw, config.batch_size, batches, first_batch,
-            batches_per_pass=None if config.steps_per_epoch else steps,
-            cache=cache_pays(config, train_raw), **pipeline)
+        with distribute.same_global_seed(config.seed, cluster):  # one data order on all workers
+            return make_training_stream(
+                train_raw, config.batch_size, batches, first_batch,
+                batches_per_pass=None if config.steps_per_epoch else steps,
+                cache=cache_pays(config, train_raw), **pipeline)
 
     callbacks = [keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"),
                                              write_graph=False)] + extra_callbacks

@@ -4,6 +4,7 @@ Every worker is a subprocess with one CPU device, fp32, and a timeout. The
 end-to-end tests are marked slow (they still run in CI).
 """
 
+import csv
 import inspect
 import json
 import os
@@ -184,36 +185,45 @@ def test_unreachable_peer_and_malformed_tf_config_end_with_one_line(tmp_path):
 # --- training ---------------------------------------------------------------------------
 
 EQUALITY_RUN = """
-import sys
-from unet_tf.train import FAMILY, PRESETS
-from segcore.training import train_and_evaluate
-smoke = PRESETS["smoke"]
+import importlib, sys
+family = importlib.import_module(sys.argv[3] + ".train")
+smoke = family.PRESETS["smoke"]
 config = smoke.replace(
     name=sys.argv[2], runs_dir=sys.argv[1], precision="fp32", augment={}, seed=3,
-    dataset_options={"count": 2}, validation_steps=1, export=False, overlays=0,
-    eval_max_images=1, verbose=0)
-train_and_evaluate(config, FAMILY)
+    model={**smoke.model, "dropout": 0.0}, dataset_options={"count": 2}, validation_steps=1,
+    steps_per_epoch=1, epochs=3, export=False, overlays=0, eval_max_images=1, verbose=0)
+from segcore.training import train_and_evaluate
+train_and_evaluate(config, family.FAMILY)
 """
 
 
 @pytest.mark.slow
-def test_two_workers_end_with_the_single_process_weights(tmp_path):
-    """U-Net smoke (border weight maps on, augmentation off): 2 workers x 1 image per
-    step end with the weights of 1 process with the global batch of 2.
+@pytest.mark.parametrize("package", ["unet_tf", "fcn_tf"])
+def test_two_workers_end_with_the_single_process_weights(tmp_path, package):
+    """The smoke preset (U-Net: border weight maps on; augmentation and drop-out off):
+    2 workers x 1 image per step end with the weights of 1 process with the global batch
+    of 2, after 3 steps of 3 passes.
 
-    Two training images, so every step's global batch holds both, whatever the
-    shuffle: the shuffle order under the auto-shard rewrite is not the order of a
-    single process (every worker has the same one, which is what sharding needs)."""
+    Two training images, so every step's global batch holds both if the workers agree
+    on each pass's order (`segcore.distribute.same_global_seed`); when they did not, a
+    worker's half of the batch could repeat the other's image."""
     runs = tmp_path / "runs"
     env = worker_env(tmp_path)
-    single = subprocess.run([PYTHON, "-c", EQUALITY_RUN, str(runs), "single"], env=env,
+    single = subprocess.run([PYTHON, "-c", EQUALITY_RUN, str(runs), "single", package], env=env,
                             capture_output=True, text=True, timeout=180)
     assert single.returncode == 0, single.stderr[-3000:]
-    multi = launch(2, [PYTHON, "-c", EQUALITY_RUN, str(runs), "multi"], env, timeout=240)
+    multi = launch(2, [PYTHON, "-c", EQUALITY_RUN, str(runs), "multi", package], env,
+                   timeout=240)
     assert multi.returncode == 0, multi.stdout[-3000:]
     assert sorted(os.listdir(runs)) == ["multi", "single"] and worker_temp_dirs(tmp_path) == []
     resolved = json.loads((runs / "multi" / "config.json").read_text())["resolved"]
     assert (resolved["workers"], resolved["replicas"], resolved["data_sharding"]) == (2, 2, "data")
+    single_log, multi_log = (list(csv.DictReader(open(runs / name / "train_log.csv")))
+                             for name in ("single", "multi"))
+    assert len(single_log) == len(multi_log) == 3
+    for one_pass, two_pass in zip(single_log, multi_log):  # each pass's training metrics
+        for column in ("loss", "pixel_accuracy", "mean_iou"):
+            assert float(two_pass[column]) == pytest.approx(float(one_pass[column]), rel=1e-4)
     one = h5_arrays(runs / "single" / "checkpoints" / "final.weights.h5")
     two = h5_arrays(runs / "multi" / "checkpoints" / "final.weights.h5")
     assert one.keys() == two.keys() and len(one) >= 10
@@ -284,3 +294,26 @@ def test_killed_worker_stops_the_launch_and_rerun_resumes(tmp_path):
     assert not (run / "backup").exists()  # deleted at the end of a finished run
     resolved = json.loads((run / "config.json").read_text())["resolved"]
     assert resolved["workers"] == 2 and resolved["chief"].startswith("worker 0 (127.0.0.1:")
+
+
+def test_workers_build_their_input_order_under_one_global_seed():
+    """A worker's own seed (seed + rank) would reorder `Dataset.shuffle(seed=s)`: inside
+    `same_global_seed` every worker orders as the chief; after it, the worker's seed is back."""
+    import types
+
+    import tensorflow as tf
+
+    def order():
+        return [int(x) for x in tf.data.Dataset.range(8).shuffle(8, seed=5)]
+
+    chief, worker = types.SimpleNamespace(rank=0), types.SimpleNamespace(rank=1)
+    tf.random.set_seed(3)
+    expected = order()
+    distribute.seed_augmentation(3, worker)  # the worker's own seed, 4
+    assert order() != expected
+    with distribute.same_global_seed(3, worker):
+        assert order() == expected
+    assert order() == order() != expected  # seed 4 again
+    with distribute.same_global_seed(3, chief):  # the chief (or one process): left as it is
+        assert order() != expected
+    tf.random.set_seed(3)
