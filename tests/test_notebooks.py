@@ -90,3 +90,28 @@ def test_committed_outputs_name_no_folder_of_the_machine(path):
             found += [f"cell {index}: {m.group(0)}..."
                       for t in texts for m in MACHINE_PATH.finditer(t)]
     assert not found, f"{os.path.basename(path)}: {found}"
+
+
+# `assert 0 <= x <= 1`, `assert 0.0 <= miou`, `assert x <= 1.0`: ranges any output passes
+RANGE_ASSERT = re.compile(
+    r"\bassert\b.*(\b0(\.0)?\s*<=|<=\s*1(\.0)?\b(?!\.\d)|>=\s*0(\.0)?\b(?!\.\d))")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_no_assert_is_a_range_check(path):
+    """A notebook's asserts check results (against a baseline, a golden value, a target),
+    never a range that any output, trained or not, satisfies."""
+    notebook = nbformat.read(path, as_version=4)
+    found = [f"cell {index}: {line.strip()}" for index, cell in enumerate(notebook.cells)
+             if cell.cell_type == "code" for line in cell.source.splitlines()
+             if RANGE_ASSERT.search(line)]
+    assert not found, f"{os.path.basename(path)}: {found}"
+
+
+def test_the_range_check_pattern_finds_range_checks():
+    for line in ["assert 0 <= m['mean_iou'] <= 1", "assert 0.0 <= max_f", "assert ap <= 1.0",
+                 "assert acc >= 0, acc"]:
+        assert RANGE_ASSERT.search(line), line
+    for line in ["assert miou >= 0.50, miou", "assert err <= 0.5 * base", "assert n <= 10",
+                 "x = 0 <= y"]:
+        assert not RANGE_ASSERT.search(line), line
