@@ -32,11 +32,9 @@ fixed. FCN-16s: 134,357,354 + 7,056 (`upscore2`) + 451,584 (`upscore16`); FCN-32
 1,806,336 (`upscore32`).
 """
 
-import os
-
 import keras
 
-from fcn_tf.vgg16 import load_vgg16_weights, resolve_imagenet_weights, vgg16_encoder
+from fcn_tf.vgg16 import load_vgg16_weights, vgg16_encoder, vgg16_weights_file
 from segcore.errors import ConfigError, check_choice
 from segcore.layers import CropLike, PadToMultiple
 from segcore.upsampling import BilinearTransposeInitializer, ResizeConv2D
@@ -96,9 +94,7 @@ def build_fcn(variant="fcn8s", num_classes=21, input_shape=(None, None, 3), weig
     if len(input_shape) != 3 or input_shape[-1] != 3:
         raise ConfigError(f"input_shape must be (height, width, 3), got {tuple(input_shape)}")
     # The weights file is found (or fetched) before the network is built.
-    path = resolve_imagenet_weights() if weights == "imagenet" else weights
-    if path is not None and not os.path.isfile(path):
-        raise ConfigError(f"--weights: no VGG16 weights file at {path}")
+    path = vgg16_weights_file(weights) if weights is not None else None
 
     def upsample(x, factor, layer_name, final):
         trainable = learn_upsampling == "all" or (learn_upsampling == "skips" and not final)

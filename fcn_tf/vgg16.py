@@ -121,14 +121,22 @@ def resolve_imagenet_weights(origin=IMAGENET_WEIGHTS_URL, file_hash=IMAGENET_WEI
         ) from None
 
 
+def vgg16_weights_file(weights):
+    """The file of `weights` ("imagenet": the Keras cache or a download; else a path),
+    checked to exist (a ConfigError naming it otherwise)."""
+    path = resolve_imagenet_weights() if weights == "imagenet" else weights
+    if not os.path.isfile(path):
+        raise ConfigError(f"--weights: no VGG16 weights file at {path}")
+    return path
+
+
 def load_vgg16_weights(model, path):
     """Copy the VGG16 (include_top=True) weights file at `path` into `model`.
 
     `path` is a Keras VGG16 weights file: the ImageNet file Keras caches or one
     written by `save_weights` of `keras.applications.VGG16(include_top=True)`.
     """
-    if not os.path.isfile(path):
-        raise ConfigError(f"--weights: no VGG16 weights file at {path}")
+    vgg16_weights_file(path)
     try:
         vgg = keras.applications.VGG16(include_top=True, weights=path)
     except Exception as error:

@@ -252,8 +252,9 @@ def seed_augmentation(seed, cluster):
     augmentation drawn in the training step differs between workers (the replicas
     of one worker already draw differently). Not before: the pipeline's shuffle
     takes its order from the global seed too, and every worker must shuffle alike
-    for the data sharding to give each example to one replica per epoch. Initial
-    weights are broadcast from the chief by the strategy."""
+    for the data sharding to give each example to one replica per epoch; a pipeline
+    built later is built inside `same_global_seed`. Initial weights are broadcast
+    from the chief by the strategy."""
     if cluster is not None and cluster.rank:
         tf.random.set_seed(seed + cluster.rank)
 

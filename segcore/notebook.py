@@ -199,7 +199,9 @@ def train_or_load(config, family, echo=print):
         if not config_differences(document, config):
             with open(metrics_path) as f:
                 metrics = json.load(f)
-            echo(f"{relative(run_dir)}: finished run of this experiment, read (trained in "
-                 f"{metrics['fit_seconds'] / 60:.1f} min; delete the folder to train it again)")
+            trained = (f"trained in {metrics['fit_seconds'] / 60:.1f} min; "
+                       if "fit_seconds" in metrics else "")
+            echo(f"{relative(run_dir)}: finished run of this experiment, read ({trained}"
+                 "delete the folder to train it again)")
             return metrics
     return train_and_evaluate(config, family)

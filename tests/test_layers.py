@@ -42,8 +42,7 @@ def cropped(inputs, layer):
 def as_keras_conv2d(inputs, layer):
     """The same weights in keras.layers.Conv2D (its own convolution code path)."""
     reference = keras.layers.Conv2D.from_config(
-        {**keras.layers.Conv2D(1, 1).get_config(), **{k: v for k, v in layer.get_config().items()
-                                                     if k != "name"}})
+        {k: v for k, v in layer.get_config().items() if k != "name"})
     reference(inputs)
     reference.set_weights(layer.get_weights())
     return reference(inputs)
